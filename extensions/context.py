@@ -1,0 +1,102 @@
+"""The one place that decides which components a generated project gets.
+
+Every file name, `_exclude` entry and template condition reads the flags that
+this hook derives from the answers; none of them repeats a level comparison.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from copier_template_extensions import ContextHook
+from jinja2 import Environment
+
+# Levels whose components this template version generates and tests.
+IMPLEMENTED_LEVELS = frozenset({1})
+
+# The lowest maturity level at which each component is generated.
+COMPONENT_LEVELS = {
+    "tracking": 1,  # Hydra configs, Lightning training, MLflow tracking, CI
+    "pipeline": 2,
+    "serving": 3,
+    "monitoring": 3,
+    "features": 4,
+    "distributed": 4,
+}
+
+# Generated paths (relative to the project root) that belong to one component
+# or one model family; they are excluded whenever that flag is off.
+# `{package}` is replaced by the package name.
+OWNED_PATHS: dict[str, tuple[str, ...]] = {
+    "tabular": (
+        "src/{package}/data",
+        "src/{package}/models",
+        "configs/data/churn.yaml",
+        "configs/model/mlp.yaml",
+        "tests/test_data.py",
+        "tests/test_model.py",
+    ),
+}
+
+
+def as_level(value: Any) -> int:
+    """Answers arrive as raw CLI strings while prompting ('3'); a bad one means level 1."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 1
+
+
+def derive_flags(level: int, model_family: str) -> dict[str, bool]:
+    flags = {name: level >= minimum for name, minimum in COMPONENT_LEVELS.items()}
+    flags["tabular"] = model_family == "tabular"
+    flags["llm"] = model_family == "llm"
+    return flags
+
+
+def excluded_paths(flags: dict[str, bool], package: str) -> list[str]:
+    return [
+        path.format(package=package)
+        for flag, paths in OWNED_PATHS.items()
+        if not flags.get(flag, False)
+        for path in paths
+    ]
+
+
+@cache
+def team_owned_patterns(template_root: str) -> tuple[str, ...]:
+    """The `_skip_if_exists` patterns of copier.yml: the files a team owns after the first copy."""
+    config = yaml.safe_load((Path(template_root) / "copier.yml").read_text())
+    return tuple(config.get("_skip_if_exists", ()))
+
+
+def level_unavailable(level: int) -> str:
+    if level in IMPLEMENTED_LEVELS:
+        return ""
+    return (
+        f"Level {level} is not available in this template version yet "
+        f"(available: {', '.join(map(str, sorted(IMPLEMENTED_LEVELS)))})."
+    )
+
+
+class GoldenPathContext(ContextHook):
+    """Adds `gp` (level and component flags), `gp_excluded` and `gp_team_owned` to the context."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters["level_unavailable"] = level_unavailable
+
+    def hook(self, context: dict[str, Any]) -> None:
+        level = as_level(context.get("maturity_level", 1))
+        package = str(context.get("package_name", ""))
+        flags = derive_flags(level, str(context.get("model_family", "tabular")))
+        context["gp"] = {"level": level, **flags}
+        context["gp_excluded"] = "\n".join(excluded_paths(flags, package))
+        root = context["_copier_conf"]["src_path"]
+        context["gp_team_owned"] = [
+            pattern.replace("{{ package_name }}", package)
+            for pattern in team_owned_patterns(str(root))
+        ]
