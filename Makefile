@@ -1,0 +1,27 @@
+# The template's own developer tasks. The generated project's Makefile is template/Makefile.jinja.
+UV ?= uv
+UV_VERSION := 0.13.8
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint docs bench
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Install uv if missing and sync the template's dev environment (.venv)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) sync --locked
+
+test: setup ## Run the template's test suite: render, install, lint, test, train and update
+	$(UV) run --locked pytest $(PYTEST_ARGS)
+
+lint: setup ## Lint the template's own Python (extensions, tests, bench, docs hooks)
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+docs: setup ## Build the documentation site into site/
+	$(UV) run --locked mkdocs build --strict
+
+bench: setup ## Run the benchmarks quoted in docs/benchmarks.md
+	$(UV) run --locked python bench/run_all.py
