@@ -1,0 +1,61 @@
+"""Render a Level 1 project and install it into a venv, as the benchmarks and a user would.
+
+The venv takes torch's CPU build from the local wheel folder (UV_FIND_LINKS); `uv sync`
+without it would fetch PyPI's CUDA build, several GB.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from common import COPIER, WHEELS, run
+
+PROJECT_NAME = "Churn Prediction"
+PYTHON = "3.11"
+
+
+def render_command(dst: Path, **data: Any) -> list[str]:
+    answers = [arg for key, value in data.items() for arg in ("-d", f"{key}={value}")]
+    return [
+        COPIER,
+        "copy",
+        "--trust",
+        "--defaults",
+        "--quiet",
+        "-d",
+        f"project_name={PROJECT_NAME}",
+        *answers,
+        str(Path(__file__).resolve().parent.parent),
+        str(dst),
+    ]
+
+
+def render(dst: Path, **data: Any) -> list[str]:
+    """Render the template's working tree into `dst` (replaced if present); returns the command."""
+    shutil.rmtree(dst, ignore_errors=True)
+    cmd = render_command(dst, **data)
+    run(cmd)
+    return cmd
+
+
+def install(project: Path, env: Path) -> dict[str, Any]:
+    """Create `env` and install the project with its dev group; returns commands and seconds."""
+    shutil.rmtree(env, ignore_errors=True)
+    variables = {"VIRTUAL_ENV": str(env), "UV_FIND_LINKS": WHEELS}
+    create = ["uv", "venv", "--quiet", "--python", PYTHON, str(env)]
+    # `--group dev` reads the pyproject.toml of the working directory.
+    add = ["uv", "pip", "install", "--quiet", "-e", ".", "--group", "dev"]
+    start = time.perf_counter()
+    run(create)
+    run(add, cwd=project, env={**os.environ, **variables})
+    seconds = time.perf_counter() - start
+    assignments = " ".join(f"{key}={value}" for key, value in variables.items())
+    return {
+        "commands": [shlex.join(create), f"cd {project} && {assignments} {shlex.join(add)}"],
+        "seconds": round(seconds, 1),
+    }

@@ -1,0 +1,1 @@
+"""Golden-path training package: data/, models/ (family-specific), training/, tracking/."""

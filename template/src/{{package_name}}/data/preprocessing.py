@@ -1,0 +1,84 @@
+"""Feature preprocessing: fitted on the training split, saved as JSON, applied to raw rows.
+
+This module imports nothing but numpy and pandas on purpose: the logged MLflow model ships
+it as code next to `models/pyfunc_model.py`, so serving applies exactly the transform that
+training used without this package (or Lightning) installed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Standardises numeric columns and one-hot encodes categorical ones.
+
+    Missing or unparsable numbers become the training mean (0 after scaling); a category
+    outside the vocabulary encodes as all zeros, so serving never fails on a new value.
+    """
+
+    numeric: Mapping[str, tuple[float, float]]  # column -> (mean, standard deviation)
+    categorical: Mapping[str, tuple[str, ...]]  # column -> vocabulary
+
+    @classmethod
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        numeric: Iterable[str],
+        categorical: Mapping[str, Iterable[str]],
+    ) -> Preprocessor:
+        scales = {}
+        for column in numeric:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            std = float(values.std(ddof=0))
+            scales[column] = (float(values.mean()), std if std > 0 else 1.0)
+        return cls(scales, {column: tuple(vocab) for column, vocab in categorical.items()})
+
+    @property
+    def feature_names(self) -> list[str]:
+        one_hot = [
+            f"{column}={value}" for column, vocab in self.categorical.items() for value in vocab
+        ]
+        return [*self.numeric, *one_hot]
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw rows (a DataFrame with `input_columns`) -> float32 matrix of `feature_names`."""
+        blocks = []
+        for column, (mean, std) in self.numeric.items():
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+            blocks.append(np.nan_to_num((values - mean) / std, nan=0.0)[:, None])
+        for column, vocab in self.categorical.items():
+            values = frame[column].astype(object).to_numpy()
+            blocks.append(values[:, None] == np.asarray(vocab, dtype=object)[None, :])
+        return np.hstack(blocks).astype(np.float32)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"numeric": dict(self.numeric), "categorical": dict(self.categorical)}, indent=2
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Preprocessor:
+        state = json.loads(text)
+        return cls(
+            {column: (float(m), float(s)) for column, (m, s) in state["numeric"].items()},
+            {column: tuple(vocab) for column, vocab in state["categorical"].items()},
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Preprocessor:
+        return cls.from_json(Path(path).read_text())

@@ -1,0 +1,77 @@
+"""Export the trained network with torch.export and log it as an MLflow pyfunc model."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import torch
+from lightning.pytorch.loggers import MLFlowLogger
+from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
+from torch import nn
+
+from ..data import preprocessing
+from ..data.datamodule import TabularDataModule
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+# Where pip finds CPU builds of torch (the `+cpu` local version is not on PyPI).
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def export_network(net: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """A CPU copy of `net` in eval mode, exported with a dynamic batch dimension."""
+    network = copy.deepcopy(net).cpu().eval()
+    batch = torch.export.Dim("batch")
+    return torch.export.export(network, (example,), dynamic_shapes=({0: batch},))
+
+
+def pip_requirements() -> list[str]:
+    """Exact versions of what the model imports; a CPU torch build stays a CPU build.
+
+    Without the extra index, `torch==X` resolves to PyPI's CUDA wheels on Linux: gigabytes
+    that an exported CPU program does not need.
+    """
+    torch_version = version("torch")
+    requirements = [f"{name}=={version(name)}" for name in ("mlflow", "numpy", "pandas")]
+    requirements.append(f"torch=={torch_version.split('+')[0]}")
+    if torch_version.endswith("+cpu"):
+        requirements.insert(0, f"--extra-index-url {TORCH_CPU_INDEX}")
+    return requirements
+
+
+def log_model(logger: MLFlowLogger, net: nn.Module, datamodule: TabularDataModule) -> ModelInfo:
+    """Log `net` with its preprocessing to the logger's run as a pyfunc taking raw feature rows."""
+    run_id = logger.run_id  # also points mlflow's fluent API at the logger's tracking store
+    # The signature takes the raw file's column types; every input column is required, so
+    # MLflow's hint that integer columns cannot carry missing values does not apply.
+    example = datamodule.raw_rows("test", n=5)
+    features = torch.from_numpy(datamodule.preprocessor.transform(example))
+    program = export_network(net, features)
+    with torch.inference_mode():
+        probabilities = torch.sigmoid(program.module()(features)).numpy()
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+        signature = infer_signature(example, probabilities)
+
+    with tempfile.TemporaryDirectory() as folder:
+        network_path = Path(folder, "network.pt2")
+        preprocessing_path = Path(folder, "preprocessing.json")
+        torch.export.save(program, network_path)
+        datamodule.preprocessor.save(preprocessing_path)
+        with mlflow.start_run(run_id=run_id):
+            info: ModelInfo = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=PYFUNC_CODE,
+                artifacts={"network": str(network_path), "preprocessing": str(preprocessing_path)},
+                code_paths=[preprocessing.__file__],
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+            )
+    return info

@@ -1,0 +1,160 @@
+"""Shared helpers of the template's own tests (imported by conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import copier
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What makes up the template: everything copier needs to render a project, nothing else.
+TEMPLATE_PATHS = ("copier.yml", "template", "extensions")
+
+# The tools this environment pins (ruff, check-jsonschema, zizmor, copier) live next to its python.
+TOOLS_BIN = Path(sysconfig.get_path("scripts"))
+
+# Explicit answers for every render in the tests; each test overrides what it is about.
+BASE_ANSWERS: dict[str, Any] = {
+    "project_name": "Churn Prediction",
+    "description": "Predict customer churn from tabular features.",
+    "author_name": "Test Team",
+    "author_email": "test-team@example.org",
+}
+PACKAGE = "churn_prediction"  # the package name BASE_ANSWERS derive
+
+
+def copier_config() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "copier.yml").read_text())
+
+
+def question_choices(name: str) -> list[Any]:
+    """The values of a question's choices, as copier.yml lists them (validators not applied)."""
+    choices = copier_config()[name]["choices"]
+    if isinstance(choices, list):
+        return list(choices)
+    return [spec["value"] if isinstance(spec, dict) else spec for spec in choices.values()]
+
+
+def render(
+    template: Path | str,
+    dst: Path,
+    *,
+    vcs_ref: str | None = None,
+    pretend: bool = False,
+    **answers: Any,
+) -> Path:
+    """Render the template with BASE_ANSWERS overridden by `answers`; defaults for the rest."""
+    copier.run_copy(
+        str(template),
+        dst,
+        data={**BASE_ANSWERS, **answers},
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        vcs_ref=vcs_ref,
+        pretend=pretend,
+    )
+    return dst
+
+
+def run(
+    cmd: Sequence[str | os.PathLike[str]],
+    cwd: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure the assertion message carries its full output."""
+    proc = subprocess.run(
+        [str(part) for part in cmd],
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"`{' '.join(map(str, cmd))}` exited with {proc.returncode} in {cwd}\n"
+            f"--- stdout ---\n{proc.stdout[-20000:]}\n--- stderr ---\n{proc.stderr[-20000:]}"
+        )
+    return proc
+
+
+def tool(name: str) -> str:
+    """Path of a tool installed in the template's own environment."""
+    path = TOOLS_BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed in {TOOLS_BIN} nor on PATH")
+    return found
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run(["git", *args], cwd).stdout.strip()
+
+
+def git_commit_all(cwd: Path, message: str) -> str:
+    """Stage everything, commit, and return the new HEAD commit."""
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "--no-verify", "-m", message)
+    return git(cwd, "rev-parse", "HEAD")
+
+
+def make_template_repo(dst: Path, tag: str | None = None) -> Path:
+    """Copy the template's own paths into a fresh git repository at `dst`, commit and tag it."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in TEMPLATE_PATHS:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(
+                src,
+                dst / name,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
+        else:
+            shutil.copy2(src, dst / name)
+    git(dst, "init", "-q")
+    git_commit_all(dst, "Template")
+    if tag:
+        git(dst, "tag", tag)
+    return dst
+
+
+def project_files(root: Path) -> list[str]:
+    """Every file below `root` (relative POSIX paths, sorted), .git excluded."""
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if (path.is_file() or path.is_symlink()) and ".git" not in path.relative_to(root).parts
+    )
+
+
+def load_extension(name: str) -> ModuleType:
+    """Import extensions/<name>.py the way copier's loader does: by file path."""
+    module_name = f"gp_extension_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "extensions" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,147 @@
+"""Runs with the generated project's prepared environment (not the template's): it needs mlflow.
+
+    python mlflow_probe.py store TRACKING_URI             what the store holds, as JSON
+    python mlflow_probe.py load MODEL_URI [--block M,...]  load the model, predict its input example
+    python mlflow_probe.py imports DIST...                the top-level modules of distributions
+
+Each mode prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.metadata
+import json
+import re
+import sys
+from typing import Any
+
+
+class Block(importlib.abc.MetaPathFinder):
+    """Makes top-level modules unimportable, as in an image that does not install them."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (blocked by the probe)")
+
+
+BLOCKED: set[str] = set()
+
+
+def artifacts(client: Any, run_id: str, path: str | None = None) -> list[str]:
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            found.extend(artifacts(client, run_id, item.path))
+        else:
+            found.append(item.path)
+    return found
+
+
+def history(client: Any, run_id: str, key: str) -> list[Any]:
+    return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+
+
+def store(uri: str) -> dict[str, Any]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    report: dict[str, Any] = {"experiments": [], "runs": [], "logged_models": []}
+    experiments = client.search_experiments()
+    ids = [experiment.experiment_id for experiment in experiments]
+    for experiment in experiments:
+        report["experiments"].append(
+            {
+                "id": experiment.experiment_id,
+                "name": experiment.name,
+                "artifact_location": experiment.artifact_location,
+            }
+        )
+    for run in client.search_runs(ids, max_results=1000):
+        run_id = run.info.run_id
+        report["runs"].append(
+            {
+                "id": run_id,
+                "experiment_id": run.info.experiment_id,
+                "status": run.info.status,
+                "artifact_uri": run.info.artifact_uri,
+                "params": run.data.params,
+                "tags": run.data.tags,
+                "metrics": run.data.metrics,
+                "history": {
+                    key: [[m.step, m.value, m.timestamp] for m in history(client, run_id, key)]
+                    for key in run.data.metrics
+                },
+                "artifacts": artifacts(client, run_id),
+            }
+        )
+    for model in client.search_logged_models(experiment_ids=ids):
+        report["logged_models"].append(
+            {
+                "model_id": model.model_id,
+                "name": model.name,
+                "source_run_id": model.source_run_id,
+                "artifact_location": model.artifact_location,
+                "model_uri": model.model_uri,
+                "status": str(model.status),
+            }
+        )
+    return report
+
+
+def load(model_uri: str) -> dict[str, Any]:
+    import mlflow
+    from mlflow.models import Model
+
+    local = mlflow.artifacts.download_artifacts(model_uri)
+    meta = Model.load(local)
+    example = meta.load_input_example(local)
+    model = mlflow.pyfunc.load_model(local)
+    prediction = model.predict(example)
+    rows = len(example)
+    predicted = prediction.tolist() if hasattr(prediction, "tolist") else prediction
+    return {
+        "flavors": sorted(meta.flavors),
+        "signature": meta.signature.to_dict() if meta.signature else None,
+        "example_rows": rows,
+        "example_type": type(example).__name__,
+        "prediction": predicted,
+        "blocked_imported": sorted(name for name in BLOCKED if name in sys.modules),
+    }
+
+
+def normalize(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def imports(distributions: list[str]) -> dict[str, list[str]]:
+    modules: dict[str, set[str]] = {}
+    for module, dists in importlib.metadata.packages_distributions().items():
+        for dist in dists:
+            modules.setdefault(normalize(dist), set()).add(module)
+    return {dist: sorted(modules.get(normalize(dist), set())) for dist in distributions}
+
+
+def main() -> None:
+    mode, *args = sys.argv[1:]
+    if "--block" in args:
+        at = args.index("--block")
+        BLOCKED.update(args[at + 1].split(","))
+        del args[at : at + 2]
+        sys.meta_path.insert(0, Block(BLOCKED))
+    if mode == "store":
+        result: Any = store(args[0])
+    elif mode == "load":
+        result = load(args[0])
+    elif mode == "imports":
+        result = imports(args)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    json.dump(result, sys.stdout, default=str)
+
+
+if __name__ == "__main__":
+    main()

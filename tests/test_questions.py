@@ -1,0 +1,427 @@
+"""Questions: every validator accepts good answers and refuses bad ones with a clear message,
+a refused answer leaves nothing behind, and the context extension derives the right flags."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import BASE_ANSWERS, ROOT, load_extension, render, run, tool
+from jinja2 import Environment
+
+
+def assert_refused(template: Path, dst: Path, message: str, **answers: Any) -> None:
+    """Copying with `answers` fails with `message`, and no project is left at `dst`."""
+    with pytest.raises(ValueError, match=message):
+        render(template, dst, **answers)
+    assert not dst.exists() or not any(dst.iterdir()), (
+        f"a refused answer left files behind: {sorted(p.name for p in dst.iterdir())}"
+    )
+
+
+def rendered_answers(template: Path, dst: Path, **answers: Any) -> dict[str, Any]:
+    render(template, dst, **answers)
+    return yaml.safe_load((dst / ".copier-answers.yml").read_text())
+
+
+# --- project_name -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t"])
+def test_empty_project_name_is_refused(copier_template: Path, tmp_path: Path, name: str) -> None:
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        r"project_name.*The project name cannot be empty\.",
+        project_name=name,
+        project_slug="x",  # so that only the name itself is wrong
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "slug", "package"),
+    [
+        ("Churn Prediction", "churn-prediction", "churn_prediction"),
+        ("Churn Prediction!", "churn-prediction", "churn_prediction"),
+        ("  Fraud   Detection 2 ", "fraud-detection-2", "fraud_detection_2"),
+        ("ACME: Demand-Forecast (EU)", "acme-demand-forecast-eu", "acme_demand_forecast_eu"),
+    ],
+)
+def test_slug_and_package_default_from_project_name(
+    copier_template: Path, tmp_path: Path, name: str, slug: str, package: str
+) -> None:
+    answers = rendered_answers(copier_template, tmp_path / "p", project_name=name)
+    assert answers["project_name"] == name
+    assert answers["project_slug"] == slug
+    assert answers["package_name"] == package
+    assert (tmp_path / "p" / "src" / package / "__init__.py").is_file()
+
+
+# --- project_slug -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", ["churn-prediction", "a", "fraud2-detection-v3", "x9"])
+def test_good_project_slug_is_accepted(copier_template: Path, tmp_path: Path, slug: str) -> None:
+    answers = rendered_answers(
+        copier_template, tmp_path / "p", project_slug=slug, package_name="churn_model"
+    )
+    assert answers["project_slug"] == slug
+    assert f'name = "{slug}"' in (tmp_path / "p" / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "Churn-Prediction",
+        "churn_prediction",
+        "churn--prediction",
+        "-churn",
+        "churn-",
+        "1churn",
+        "churn prediction",
+        "churn.prediction",
+        "",
+    ],
+)
+def test_bad_project_slug_is_refused(copier_template: Path, tmp_path: Path, slug: str) -> None:
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        rf"project_slug.*'{re.escape(slug)}' is not a valid project slug: use lowercase letters, "
+        r"digits and single hyphens",
+        project_slug=slug,
+        package_name="churn_model",
+    )
+
+
+# --- package_name -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("package", ["churn_prediction", "churn2", "fraud_model_v2", "m"])
+def test_good_package_name_is_accepted(copier_template: Path, tmp_path: Path, package: str) -> None:
+    answers = rendered_answers(copier_template, tmp_path / "p", package_name=package)
+    assert answers["package_name"] == package
+    assert (tmp_path / "p" / "src" / package / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("package", "message"),
+    [
+        # not an identifier we accept
+        ("Churn", "is not a valid package name: use lowercase letters, digits and underscores"),
+        ("churn-prediction", "is not a valid package name"),
+        ("1churn", "is not a valid package name"),
+        ("_churn", "is not a valid package name"),
+        ("churn.model", "is not a valid package name"),
+        ("churn model", "is not a valid package name"),
+        ("", "is not a valid package name"),
+        # keywords, soft keywords included
+        ("class", "is a Python keyword and cannot be a package name"),
+        ("import", "is a Python keyword"),
+        ("match", "is a Python keyword"),
+        # the standard library
+        ("json", "would shadow the standard library module of the same name"),
+        ("logging", "would shadow the standard library module"),
+        ("typing", "would shadow the standard library module"),
+        ("random", "would shadow the standard library module"),
+        # what the generated project imports
+        ("torch", "would shadow the 'torch' module the project depends on"),
+        ("mlflow", "would shadow the 'mlflow' module the project depends on"),
+        ("lightning", "would shadow the 'lightning' module the project depends on"),
+        ("hydra", "would shadow the 'hydra' module the project depends on"),
+        ("torchmetrics", "would shadow the 'torchmetrics' module"),
+        ("sklearn", "would shadow the 'sklearn' module"),
+    ],
+)
+def test_bad_package_name_is_refused(
+    copier_template: Path, tmp_path: Path, package: str, message: str
+) -> None:
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        rf"package_name.*'{re.escape(package)}' {message}",
+        package_name=package,
+    )
+
+
+def test_default_package_name_that_shadows_a_dependency_is_refused(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    """A project called "Torch" derives the package `torch`: derived defaults are checked too."""
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        r"package_name.*'torch' would shadow the 'torch' module",
+        project_name="Torch",
+    )
+
+
+# --- author_email -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "email", ["ml-team@example.com", "first.last+ml@sub.example.org", "a@b.io"]
+)
+def test_good_email_is_accepted(copier_template: Path, tmp_path: Path, email: str) -> None:
+    answers = rendered_answers(copier_template, tmp_path / "p", author_email=email)
+    assert answers["author_email"] == email
+    assert email in (tmp_path / "p" / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "team",
+        "team@",
+        "@example.com",
+        "team@example",
+        "team @example.com",
+        "team@example.c",
+        "team@@example.com",
+        "",
+    ],
+)
+def test_bad_email_is_refused(copier_template: Path, tmp_path: Path, email: str) -> None:
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        rf"author_email.*'{re.escape(email)}' is not an email address \(expected something like",
+        author_email=email,
+    )
+
+
+# --- choices: level, family, python, torch backend --------------------------------------------
+
+
+@pytest.mark.parametrize("level", [2, 3, 4, "2", "3", "4"])
+def test_level_not_implemented_yet_is_refused(
+    copier_template: Path, tmp_path: Path, level: int | str
+) -> None:
+    """Levels 2-4 exist as choices but are refused until implemented; CLI strings are cast."""
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        rf"maturity_level.*Level {level} is not available in this template version yet "
+        r"\(available: 1\)",
+        maturity_level=level,
+    )
+
+
+@pytest.mark.parametrize("level", [0, 5, 7, -1])
+def test_level_out_of_range_is_refused(copier_template: Path, tmp_path: Path, level: int) -> None:
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        rf"Invalid choice for 'maturity_level': {level} is not in",
+        maturity_level=level,
+    )
+
+
+def test_level_that_is_not_a_number_is_refused(copier_template: Path, tmp_path: Path) -> None:
+    # copier's own type cast refuses it (its message names the value, not the question)
+    assert_refused(copier_template, tmp_path / "p", r"'three'", maturity_level="three")
+
+
+@pytest.mark.parametrize(
+    ("question", "value"),
+    [
+        ("model_family", "llm"),  # designed for, but not offered before it works
+        ("model_family", "vision"),
+        ("python_version", "3.10"),
+        ("torch_backend", "cuda"),
+    ],
+)
+def test_value_outside_the_choices_is_refused(
+    copier_template: Path, tmp_path: Path, question: str, value: str
+) -> None:
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        rf"Invalid choice for '{question}': '{re.escape(value)}' is not in",
+        **{question: value},
+    )
+
+
+def test_refused_answer_leaves_an_existing_destination_empty(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "existing"
+    dst.mkdir()
+    with pytest.raises(ValueError, match="Level 3 is not available"):
+        render(copier_template, dst, maturity_level=3)
+    assert list(dst.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (["maturity_level=3"], "Level 3 is not available in this template version yet"),
+        (["package_name=mlflow"], "would shadow the 'mlflow' module the project depends on"),
+        (["model_family=llm"], "Invalid choice for 'model_family'"),
+    ],
+)
+def test_cli_refuses_with_the_message_and_writes_nothing(
+    copier_template: Path, tmp_path: Path, data: list[str], message: str
+) -> None:
+    """What a person sees: `copier copy -d ...` exits non-zero, says why, writes nothing."""
+    dst = tmp_path / "p"
+    args = [f"--data={key}={value}" for key, value in BASE_ANSWERS.items()]
+    args += [f"--data={item}" for item in data]
+    proc = run(
+        [tool("copier"), "copy", "--trust", "--defaults", *args, copier_template, dst],
+        tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not dst.exists() or not any(dst.iterdir())
+
+
+def test_cli_level_string_is_accepted_for_an_implemented_level(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "p"
+    args = [f"--data={key}={value}" for key, value in BASE_ANSWERS.items()]
+    run(
+        [
+            tool("copier"),
+            "copy",
+            "--trust",
+            "--defaults",
+            "--quiet",
+            *args,
+            "--data=maturity_level=1",
+            copier_template,
+            dst,
+        ],
+        tmp_path,
+    )
+    assert yaml.safe_load((dst / ".copier-answers.yml").read_text())["maturity_level"] == 1
+
+
+# --- the context extension (extensions/context.py) and name filters (extensions/names.py) ------
+
+
+@pytest.fixture(scope="module")
+def context_ext():
+    return load_extension("context")
+
+
+@pytest.fixture(scope="module")
+def names_ext():
+    return load_extension("names")
+
+
+@pytest.mark.parametrize(
+    ("raw", "level"), [(1, 1), ("1", 1), ("3", 3), (4, 4), (" 2 ", 2), ("x", 1), (None, 1)]
+)
+def test_as_level_casts_cli_strings(context_ext, raw: Any, level: int) -> None:
+    assert context_ext.as_level(raw) == level
+    assert type(context_ext.as_level(raw)) is int
+
+
+@pytest.mark.parametrize(
+    ("level", "on"),
+    [
+        (1, {"tracking"}),
+        (2, {"tracking", "pipeline"}),
+        (3, {"tracking", "pipeline", "serving", "monitoring"}),
+        (4, {"tracking", "pipeline", "serving", "monitoring", "features", "distributed"}),
+    ],
+)
+def test_each_level_turns_on_its_components_and_those_below(
+    context_ext, level: int, on: set[str]
+) -> None:
+    flags = context_ext.derive_flags(level, "tabular")
+    components = set(context_ext.COMPONENT_LEVELS)
+    assert {name for name in components if flags[name]} == on
+    assert flags["tabular"] is True
+    assert flags["llm"] is False
+
+
+def test_model_family_flags_are_exclusive(context_ext) -> None:
+    llm = context_ext.derive_flags(1, "llm")
+    assert (llm["llm"], llm["tabular"]) == (True, False)
+    tabular = context_ext.derive_flags(1, "tabular")
+    assert (tabular["llm"], tabular["tabular"]) == (False, True)
+
+
+def test_excluded_paths_follow_the_flags(context_ext) -> None:
+    tabular = context_ext.excluded_paths(context_ext.derive_flags(1, "tabular"), "pkg")
+    llm = context_ext.excluded_paths(context_ext.derive_flags(1, "llm"), "pkg")
+    assert "src/pkg/models" not in tabular
+    assert "src/pkg/models" in llm
+    assert "src/pkg/data" in llm
+    assert all("{package}" not in path for path in llm)
+
+
+def render_with_hook(context_ext, names_ext, source: str, **context: Any) -> str:
+    """Render `source` in a Jinja environment that carries the template's own extensions."""
+    env = Environment(extensions=[names_ext.NameFilters, context_ext.GoldenPathContext])
+    conf = {"src_path": str(ROOT), "dst_path": "."}
+    return env.from_string(source).render(_copier_conf=conf, **context)
+
+
+def test_context_hook_casts_a_cli_level_string(context_ext, names_ext) -> None:
+    """`-d maturity_level=3` reaches the hook as '3' while prompting: the flags must see 3."""
+    out = render_with_hook(
+        context_ext,
+        names_ext,
+        "{{ gp.level + 1 }} {{ gp.pipeline }} {{ gp.serving }} {{ gp.features }}",
+        maturity_level="3",
+        package_name="pkg",
+        model_family="tabular",
+    )
+    assert out == "4 True True False"
+
+
+def test_context_hook_excludes_other_family_paths_and_resolves_team_files(
+    context_ext, names_ext
+) -> None:
+    out = render_with_hook(
+        context_ext,
+        names_ext,
+        "{{ gp_excluded }}\n---\n{{ gp_team_owned | join('\n') }}",
+        maturity_level=1,
+        package_name="pkg",
+        model_family="llm",
+    )
+    excluded, team_owned = out.split("\n---\n")
+    assert "src/pkg/models" in excluded.splitlines()
+    assert "src/pkg/models/network.py" in team_owned.splitlines()
+    assert "{{" not in team_owned
+
+
+def test_context_in_a_real_copier_run_has_int_level(copier) -> None:
+    """pytest-copier renders the real context: the level is an int even when given as a string."""
+    ctx = copier.context(**BASE_ANSWERS, maturity_level="1")
+    assert ctx["gp"]["level"] == 1
+    assert ctx["gp"]["tracking"] is True
+    assert ctx["gp"]["pipeline"] is False
+    assert ctx["gp"]["tabular"] is True
+    excluded = ctx["gp_excluded"].splitlines()
+    assert not any(path.startswith(f"src/{ctx['package_name']}/") for path in excluded)
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Churn Prediction", "churn-prediction"),
+        ("churn_prediction", "churn-prediction"),
+        ("  A  B  ", "a-b"),
+        ("Model v2.1", "model-v2-1"),
+        ("!!!", ""),
+    ],
+)
+def test_slugify(names_ext, name: str, slug: str) -> None:
+    assert names_ext.slugify(name) == slug
+
+
+def test_every_level_choice_has_a_help_text_that_says_what_it_adds() -> None:
+    config = yaml.safe_load((ROOT / "copier.yml").read_text())
+    labels = list(config["maturity_level"]["choices"])
+    assert [label.split(" - ")[0] for label in labels] == ["1", "2", "3", "4"]
+    assert all(len(label.split(" - ", 1)[1]) > 20 for label in labels)

@@ -1,0 +1,386 @@
+"""Render matrix: every implemented level x model family, the other options cycled.
+
+Each render must produce exactly its level's files, no leftover Jinja, parseable YAML/TOML/JSON,
+ruff-clean code (with the generated project's own ruff config), workflows that pass the GitHub
+workflow schema and zizmor, and a `.copier-answers.yml` that records the answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import (
+    BASE_ANSWERS,
+    copier_config,
+    project_files,
+    question_choices,
+    render,
+    run,
+    tool,
+)
+
+# The exact files each level generates ({package} is the package name). A file that appears at a
+# level it does not belong to, or goes missing, fails test_manifest.
+MANIFESTS: dict[int, list[str]] = {
+    1: [
+        ".copier-answers.yml",
+        ".github/workflows/ci.yml",
+        ".gitignore",
+        ".pre-commit-config.yaml",
+        "Makefile",
+        "README.md",
+        "configs/callbacks/default.yaml",
+        "configs/data/churn.yaml",
+        "configs/experiment/wide_mlp.yaml",
+        "configs/hydra/default.yaml",
+        "configs/local/README.md",
+        "configs/logger/mlflow.yaml",
+        "configs/model/mlp.yaml",
+        "configs/paths/default.yaml",
+        "configs/train.yaml",
+        "configs/trainer/cpu.yaml",
+        "configs/trainer/default.yaml",
+        "configs/trainer/gpu.yaml",
+        "docs/index.md",
+        "docs/ownership.md",
+        "notebooks/01_explore.ipynb",
+        "pyproject.toml",
+        "src/{package}/__init__.py",
+        "src/{package}/data/__init__.py",
+        "src/{package}/data/datamodule.py",
+        "src/{package}/data/dataset.py",
+        "src/{package}/data/preprocessing.py",
+        "src/{package}/models/__init__.py",
+        "src/{package}/models/classifier.py",
+        "src/{package}/models/export.py",
+        "src/{package}/models/network.py",
+        "src/{package}/models/plots.py",
+        "src/{package}/models/pyfunc_model.py",
+        "src/{package}/py.typed",
+        "src/{package}/tracking/__init__.py",
+        "src/{package}/tracking/git.py",
+        "src/{package}/tracking/mlflow_run.py",
+        "src/{package}/training/__init__.py",
+        "src/{package}/training/config.py",
+        "src/{package}/training/train.py",
+        "tests/conftest.py",
+        "tests/test_config.py",
+        "tests/test_data.py",
+        "tests/test_model.py",
+        "tests/test_notebook.py",
+        "tests/test_tracking.py",
+        "tests/test_train.py",
+    ],
+}
+
+# Model families the template offers now (llm arrives with its own issue).
+FAMILIES = ["tabular"]
+
+# Names cycled with the options: the last one has a package name unrelated to its slug, so a
+# template that derives paths from the slug instead of package_name fails.
+NAMES: list[dict[str, str]] = [
+    {},
+    {"project_name": "Fraud Detection 2", "author_email": "fraud@example.com"},
+    {
+        "project_name": "Demand Forecast",
+        "project_slug": "demand-forecast-eu",
+        "package_name": "forecasting",
+        "description": "Forecast weekly demand per store.",
+    },
+]
+
+CYCLED_QUESTIONS = ("python_version", "torch_backend")
+
+
+def option_sets() -> list[dict[str, Any]]:
+    """Cycle every choice of the other questions so that each value is rendered at least once."""
+    choices = {name: question_choices(name) for name in CYCLED_QUESTIONS}
+    count = max(len(NAMES), *(len(values) for values in choices.values()))
+    return [
+        {
+            **NAMES[i % len(NAMES)],
+            **{name: values[i % len(values)] for name, values in choices.items()},
+        }
+        for i in range(count)
+    ]
+
+
+MATRIX = [
+    {"maturity_level": level, "model_family": family, **options}
+    for level, family, options in product(MANIFESTS, FAMILIES, option_sets())
+]
+
+
+def matrix_id(answers: dict[str, Any]) -> str:
+    return (
+        f"L{answers['maturity_level']}-{answers['model_family']}-py{answers['python_version']}"
+        f"-{answers['torch_backend']}"
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: Path
+    answers: dict[str, Any]  # what the test passed, BASE_ANSWERS included
+    template: Path
+
+    @property
+    def package(self) -> str:
+        return yaml.safe_load((self.path / ".copier-answers.yml").read_text())["package_name"]
+
+    @property
+    def level(self) -> int:
+        return int(self.answers["maturity_level"])
+
+    def files(self) -> list[str]:
+        return project_files(self.path)
+
+    def workflows(self) -> list[Path]:
+        return sorted((self.path / ".github" / "workflows").glob("*.y*ml"))
+
+
+@pytest.fixture(scope="session", params=MATRIX, ids=matrix_id)
+def rendered(
+    request: pytest.FixtureRequest,
+    copier_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Rendered:
+    answers: dict[str, Any] = request.param
+    dst = tmp_path_factory.mktemp(matrix_id(answers)) / "project"
+    render(copier_template, dst, **answers)
+    return Rendered(dst, {**BASE_ANSWERS, **answers}, copier_template)
+
+
+# --- the matrix covers what the template offers -----------------------------------------------
+
+
+def accepted(template: Path, tmp_path: Path, **answers: Any) -> bool:
+    try:
+        render(template, tmp_path / "pretend", pretend=True, **answers)
+    except ValueError:
+        return False
+    return True
+
+
+def test_every_available_level_has_a_manifest(copier_template: Path, tmp_path: Path) -> None:
+    """A level that becomes available must get its manifest (and so its render tests) here."""
+    levels = question_choices("maturity_level")
+    assert levels == [1, 2, 3, 4]
+    available = [
+        level for level in levels if accepted(copier_template, tmp_path, maturity_level=level)
+    ]
+    assert available == sorted(MANIFESTS)
+
+
+def test_every_offered_model_family_is_rendered(copier_template: Path, tmp_path: Path) -> None:
+    families = question_choices("model_family")
+    assert [f for f in families if accepted(copier_template, tmp_path, model_family=f)] == FAMILIES
+
+
+# --- per render -------------------------------------------------------------------------------
+
+
+def test_manifest(rendered: Rendered) -> None:
+    expected = sorted(path.format(package=rendered.package) for path in MANIFESTS[rendered.level])
+    actual = rendered.files()
+    missing = sorted(set(expected) - set(actual))
+    unexpected = sorted(set(actual) - set(expected))
+    assert (missing, unexpected) == ([], []), f"missing: {missing}\nnot expected: {unexpected}"
+
+
+# Jinja's opening delimiters must never survive rendering (closing ones are ordinary code, as in
+# nested dicts). `{#` is not matched after `$` (shell `${#var}`).
+JINJA = re.compile(r"\{\{|\{%|(?<!\$)\{#")
+# GitHub Actions expressions are legitimate in workflow files (and only there).
+GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+
+
+def text_files(root: Path) -> list[tuple[str, str]]:
+    out = []
+    for rel in project_files(root):
+        try:
+            out.append((rel, (root / rel).read_text(encoding="utf-8")))
+        except UnicodeDecodeError:
+            continue  # binary: nothing to render
+    return out
+
+
+def test_no_leftover_jinja(rendered: Rendered) -> None:
+    problems = []
+    for rel in rendered.files():
+        if rel.endswith(".jinja") or JINJA.search(rel):
+            problems.append(f"{rel}: unrendered file name")
+    for rel, text in text_files(rendered.path):
+        allowed_expressions = rel.startswith(".github/") and rel.endswith((".yml", ".yaml"))
+        for number, line in enumerate(text.splitlines(), start=1):
+            checked = GITHUB_EXPRESSION.sub("", line) if allowed_expressions else line
+            if JINJA.search(checked):
+                problems.append(f"{rel}:{number}: {line.strip()}")
+    assert problems == []
+
+
+def test_github_expressions_survive_rendering(rendered: Rendered) -> None:
+    """Workflows keep their `${{ ... }}` expressions intact (not rendered away by Jinja)."""
+    expressions = [
+        expr
+        for workflow in rendered.workflows()
+        for expr in GITHUB_EXPRESSION.findall(workflow.read_text())
+    ]
+    assert expressions, "no GitHub expression in any workflow: the concurrency group needs them"
+    assert all(re.fullmatch(r"\$\{\{ [^{}]+ \}\}", expr) for expr in expressions), expressions
+
+
+def test_structured_files_parse(rendered: Rendered) -> None:
+    parsed = []
+    for rel, text in text_files(rendered.path):
+        name = Path(rel).name
+        if rel.endswith((".yml", ".yaml")):
+            list(yaml.safe_load_all(text))
+        elif rel.endswith(".toml"):
+            tomllib.loads(text)
+        elif rel.endswith((".json", ".ipynb")):
+            json.loads(text)
+        else:
+            continue
+        parsed.append(name)
+    assert {"pyproject.toml", ".copier-answers.yml", "ci.yml"} <= set(parsed)
+
+
+def test_ruff_check_and_format_clean(rendered: Rendered) -> None:
+    config = tomllib.loads((rendered.path / "pyproject.toml").read_text())
+    assert "ruff" in config["tool"], "the generated project configures its own ruff"
+    # Run from the project root, so ruff takes the generated pyproject.toml's configuration.
+    run([tool("ruff"), "check", "--no-cache", "."], rendered.path)
+    run([tool("ruff"), "format", "--no-cache", "--check", "."], rendered.path)
+
+
+def test_workflows_pass_the_github_schema(rendered: Rendered) -> None:
+    workflows = rendered.workflows()
+    assert workflows
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
+        rendered.path,
+    )
+    dependabot = rendered.path / ".github" / "dependabot.yml"
+    if dependabot.exists():
+        run(
+            [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", dependabot],
+            rendered.path,
+        )
+
+
+def test_workflows_pass_zizmor(rendered: Rendered) -> None:
+    workflows = rendered.workflows()
+    assert workflows
+    proc = run(
+        [tool("zizmor"), "--offline", "--no-progress", "--format", "plain", *workflows],
+        rendered.path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_answers_are_recorded(rendered: Rendered) -> None:
+    recorded = yaml.safe_load((rendered.path / ".copier-answers.yml").read_text())
+    for name, value in rendered.answers.items():
+        assert recorded[name] == value, name
+    assert recorded["_commit"] == "99.99.99"
+    assert recorded["_src_path"] == str(rendered.template)
+    # derived defaults are recorded too, so an update re-renders the same names
+    assert {"project_slug", "package_name"} <= set(recorded)
+
+
+def test_options_take_effect(rendered: Rendered) -> None:
+    answers = rendered.answers
+    python = answers["python_version"]
+    pyproject = tomllib.loads((rendered.path / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={python}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + python.replace(".", "")
+    assert pyproject["tool"]["mypy"]["python_version"] == python
+    ci = yaml.safe_load((rendered.path / ".github" / "workflows" / "ci.yml").read_text())
+    with_python = [
+        step["with"]["python-version"]
+        for job in ci["jobs"].values()
+        for step in job["steps"]
+        if "python-version" in step.get("with", {})
+    ]
+    assert with_python
+    assert set(with_python) == {python}
+
+    sources = pyproject["tool"].get("uv", {}).get("sources", {})
+    indexes = pyproject["tool"].get("uv", {}).get("index", [])
+    if answers["torch_backend"] == "cpu":
+        assert "torch" in sources
+        assert [index["url"] for index in indexes] == ["https://download.pytorch.org/whl/cpu"]
+    else:
+        assert "torch" not in sources
+        assert indexes == []
+
+
+def test_names_take_effect(rendered: Rendered) -> None:
+    recorded = yaml.safe_load((rendered.path / ".copier-answers.yml").read_text())
+    pyproject = tomllib.loads((rendered.path / "pyproject.toml").read_text())
+    assert pyproject["project"]["name"] == recorded["project_slug"]
+    assert pyproject["project"]["description"] == rendered.answers["description"]
+    assert pyproject["project"]["authors"] == [
+        {"name": rendered.answers["author_name"], "email": rendered.answers["author_email"]}
+    ]
+    assert (rendered.path / "src" / recorded["package_name"] / "__init__.py").is_file()
+    readme = (rendered.path / "README.md").read_text()
+    assert readme.startswith(f"# {rendered.answers['project_name']}\n")
+
+
+def test_ownership_doc_lists_every_team_owned_file(rendered: Rendered) -> None:
+    """docs/ownership.md tells the team which files are theirs: copier.yml's _skip_if_exists."""
+    patterns = [
+        pattern.replace("{{ package_name }}", rendered.package)
+        for pattern in copier_config()["_skip_if_exists"]
+    ]
+    doc = (rendered.path / "docs" / "ownership.md").read_text()
+    listed = re.findall(r"^- `([^`]+)`$", doc, flags=re.MULTILINE)
+    assert listed == patterns
+    files = set(rendered.files())
+    for pattern in patterns:
+        if "*" not in pattern:
+            assert pattern in files, (
+                f"ownership.md lists {pattern}, which the template never writes"
+            )
+
+
+def test_makefile_targets_run_their_tools_through_run(rendered: Rendered) -> None:
+    """`make X RUN=` must work in a prepared environment: every tool goes through $(RUN)."""
+    listed = run(["make", "--no-print-directory", "help"], rendered.path).stdout
+    targets = re.findall(r"^\s*(?:\x1b\[[0-9;]*m)?([a-zA-Z_-]+)", listed, flags=re.MULTILINE)
+    assert {"help", "setup", "lint", "test", "train"} <= set(targets), listed
+    marker = "RUN_MARKER"
+    for target in set(targets) - {"help", "setup", "clean"}:
+        dry = run(["make", "--no-print-directory", "-n", target, f"RUN={marker}"], rendered.path)
+        commands = [line for line in dry.stdout.splitlines() if line.strip()]
+        assert commands, target
+        assert all(line.startswith(f"{marker} ") for line in commands), (target, commands)
+    lint = run(["make", "--no-print-directory", "-n", "lint", "RUN="], rendered.path).stdout
+    tools = [line.split() for line in lint.splitlines()]
+    assert ["ruff", "check", "."] in tools
+    assert ["ruff", "format", "--check", "."] in tools
+    assert any(words[0] == "mypy" for words in tools), lint
+
+
+def test_notebooks_are_committed_clean_and_use_the_package(rendered: Rendered) -> None:
+    notebooks = sorted((rendered.path / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for notebook in notebooks:
+        cells = json.loads(notebook.read_text())["cells"]
+        code = [cell for cell in cells if cell["cell_type"] == "code"]
+        assert code, notebook.name
+        assert all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
+        source = "\n".join("".join(cell["source"]) for cell in code)
+        assert re.search(rf"^from {rendered.package}\.", source, flags=re.MULTILINE), source

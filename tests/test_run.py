@@ -1,0 +1,373 @@
+"""Run: the generated Level 1 project, installed once into a shared prepared environment, passes
+its own `make lint`, `make test` and `make train`; then the MLflow store the training wrote is
+inspected, and the logged model is loaded back and predicts.
+
+The environment is made with uv from the rendered pyproject.toml (dependencies + dev group, the
+project itself editable). uv's own cache makes a repeated install take seconds; `UV_FIND_LINKS`
+(taken from PIP_FIND_LINKS) lets uv take the local CPU build of torch instead of PyPI's CUDA one.
+Never `uv sync` here: it would resolve torch from PyPI (several GB of CUDA wheels).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tomllib
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import PACKAGE, git, git_commit_all, load_extension, render, run
+
+pytestmark = pytest.mark.slow
+
+PROBE = Path(__file__).with_name("mlflow_probe.py")
+PYTHON = "3.11"  # the interpreter of this machine, and of the local torch wheel
+
+
+def find_links() -> list[str]:
+    """pip's extra wheel folders (whitespace-separated in PIP_FIND_LINKS), /opt/wheels if unset."""
+    return os.environ.get("PIP_FIND_LINKS", "/opt/wheels").split()
+
+
+@pytest.fixture(scope="session")
+def project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Level 1 tabular project, a git repository with its first commit (for the git tags)."""
+    dst = render(
+        copier_template,
+        tmp_path_factory.mktemp("level1") / "churn-prediction",
+        maturity_level=1,
+        model_family="tabular",
+        python_version=PYTHON,
+        torch_backend="pypi",  # the cpu backend points uv at download.pytorch.org
+    )
+    git(dst, "init", "-q")
+    git_commit_all(dst, "Generate from mlops-golden-path")
+    return dst
+
+
+@pytest.fixture(scope="session")
+def prepared_env(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One virtual environment with the project's dependencies, dev group and the project."""
+    venv = tmp_path_factory.mktemp("env") / "venv"
+    env = {**os.environ, "UV_FIND_LINKS": ",".join(find_links())}  # uv wants commas
+    env.pop("VIRTUAL_ENV", None)
+    run(["uv", "venv", "--quiet", "--python", PYTHON, venv], project, env=env, timeout=300)
+    install = ["uv", "pip", "install", "--quiet", "--python", venv / "bin" / "python"]
+    # Hold torch at the local CPU build when one is at hand, so uv can never pick a CUDA wheel.
+    local_torch = sorted(
+        wheel for folder in find_links() for wheel in Path(folder).glob("torch-*+cpu-*.whl")
+    )
+    if local_torch:
+        version = local_torch[-1].name.split("-")[1]
+        constraints = venv.parent / "constraints.txt"
+        constraints.write_text(f"torch=={version}\n")
+        install += ["--constraint", constraints]
+    install += ["--editable", project, "--group", f"{project / 'pyproject.toml'}:dev"]
+    run(install, project, env=env, timeout=1200)
+    yield venv
+    shutil.rmtree(venv, ignore_errors=True)
+
+
+def env_for(venv: Path) -> dict[str, str]:
+    """The environment of a shell with `venv` activated, with nothing of this pytest run in it."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_", "MLFLOW_", "UV_")) and key not in ("PYTHONPATH",)
+    }
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    return env
+
+
+def make(project: Path, venv: Path, target: str, timeout: float) -> str:
+    proc = run(["make", target, "RUN="], project, env=env_for(venv), timeout=timeout)
+    return proc.stdout + proc.stderr
+
+
+def python_in(venv: Path, *args: str | Path, cwd: Path, timeout: float = 300) -> Any:
+    """Run the probe with the prepared environment's python; return its JSON output."""
+    proc = run([venv / "bin" / "python", *args], cwd, env=env_for(venv), timeout=timeout)
+    return json.loads(proc.stdout)
+
+
+def stray_files(project: Path) -> list[str]:
+    """Changes in the project that git would see: modified tracked files, untracked files that
+    are not git-ignored."""
+    return git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
+
+
+def store_state(project: Path) -> tuple[Any, ...]:
+    """What the project's embedded MLflow store holds (runs and artifact files)."""
+    db = project / "mlflow.db"
+    runs: list[Any] = []
+    if db.exists():
+        with closing(sqlite3.connect(db)) as conn:
+            runs = conn.execute("SELECT run_uuid, status FROM runs ORDER BY run_uuid").fetchall()
+    artifacts = sorted(str(p) for p in (project / "mlartifacts").rglob("*"))
+    return runs, artifacts
+
+
+# --- the environment itself -------------------------------------------------------------------
+
+
+def test_environment_has_the_cpu_torch_and_the_project(project: Path, prepared_env: Path) -> None:
+    info = python_in(
+        prepared_env,
+        "-c",
+        "import json, torch, importlib, sys;"
+        f"pkg = importlib.import_module('{PACKAGE}');"
+        "print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda,"
+        " 'package': pkg.__file__, 'prefix': sys.prefix}))",
+        cwd=project,
+    )
+    assert info["cuda"] is None, f"a CUDA build of torch was installed: {info['torch']}"
+    assert Path(info["package"]).resolve().is_relative_to(project.resolve()), "not editable"
+    assert Path(info["prefix"]) == prepared_env
+
+
+def test_package_name_validator_knows_every_dependency(project: Path, prepared_env: Path) -> None:
+    """The validator refuses the import name of every direct dependency of the generated project."""
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    requirements = pyproject["project"]["dependencies"] + [
+        item for item in pyproject["dependency-groups"]["dev"] if isinstance(item, str)
+    ]
+    distributions = [re.split(r"[<>=!~ \[;]", req, maxsplit=1)[0] for req in requirements]
+    modules = python_in(prepared_env, PROBE, "imports", *distributions, cwd=project)
+    names = load_extension("names")
+    shadowing = {}
+    for dist, found in modules.items():
+        assert found, f"no importable module found for {dist}"
+        canonical = dist.lower().replace("-", "_")
+        primary = [canonical] if canonical in found else found
+        for module in primary:
+            if not module.startswith("_") and names.package_name_problem(module) == "":
+                shadowing[module] = dist
+    assert shadowing == {}, "package names that shadow a dependency but are accepted"
+
+
+# --- make lint / test / train -----------------------------------------------------------------
+
+
+def test_make_lint(project: Path, prepared_env: Path) -> None:
+    make(project, prepared_env, "lint", timeout=600)
+    assert stray_files(project) == []
+
+
+def test_make_test(project: Path, prepared_env: Path) -> None:
+    """The project's own test suite passes, and does not write into the project's MLflow store."""
+    before = store_state(project)
+    out = make(project, prepared_env, "test", timeout=900)
+    assert re.search(r"\d+ passed", out), out[-3000:]
+    assert " failed" not in out
+    assert store_state(project) == before, "make test wrote into the project's MLflow store"
+    assert stray_files(project) == []
+
+
+@pytest.fixture(scope="session")
+def trained(project: Path, prepared_env: Path) -> dict[str, Any]:
+    """`make train` with the default config, then a report of what the MLflow store holds."""
+    assert not (project / "mlflow.db").exists() or store_state(project)[0] == []
+    make(project, prepared_env, "train", timeout=900)
+    return python_in(prepared_env, PROBE, "store", "sqlite:///mlflow.db", cwd=project)
+
+
+def test_make_train_writes_only_ignored_outputs(project: Path, trained: dict[str, Any]) -> None:
+    """Every output goes to Hydra's run dir or the (git-ignored) store: nothing lands elsewhere."""
+    assert stray_files(project) == []
+    assert (project / "mlflow.db").is_file()
+    assert (project / "mlartifacts").is_dir()
+    for stray in ("outputs", "multirun", "lightning_logs", "mlruns", "checkpoints", "wandb"):
+        assert not (project / stray).exists(), f"{stray}/ written to the project root"
+
+
+def artifact_dir(project: Path, uri: str) -> Path:
+    """The local folder of an artifact URI (file://, absolute or relative to the project)."""
+    path = Path(uri.removeprefix("file://"))
+    return (path if path.is_absolute() else project / path).resolve()
+
+
+def the_run(trained: dict[str, Any]) -> dict[str, Any]:
+    assert len(trained["runs"]) == 1, [run["id"] for run in trained["runs"]]
+    return trained["runs"][0]
+
+
+def test_one_finished_run_in_the_store(project: Path, trained: dict[str, Any]) -> None:
+    run_ = the_run(trained)
+    assert run_["status"] == "FINISHED"
+    experiment = next(e for e in trained["experiments"] if e["id"] == run_["experiment_id"])
+    assert experiment["name"]
+    # artifacts on local disk under the project, next to the sqlite store
+    artifacts = artifact_dir(project, run_["artifact_uri"])
+    assert artifacts.is_relative_to((project / "mlartifacts").resolve()), run_["artifact_uri"]
+    assert artifacts.is_dir()
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(config, dict):
+        out: dict[str, Any] = {}
+        for key, value in config.items():
+            out.update(flatten(value, f"{prefix}{key}/"))
+        return out
+    return {prefix.rstrip("/"): config}
+
+
+def resolved_config(project: Path, run_: dict[str, Any]) -> dict[str, Any]:
+    """The composed Hydra config the run logged as an artifact."""
+    root = artifact_dir(project, run_["artifact_uri"])
+    configs = [path for path in run_["artifacts"] if path.endswith((".yaml", ".yml"))]
+    composed = [
+        config
+        for config in (yaml.safe_load((root / path).read_text()) for path in configs)
+        if isinstance(config, dict) and {"data", "model", "trainer"} <= set(config)
+    ]
+    assert len(composed) == 1, f"one composed config artifact expected among {configs}"
+    return composed[0]
+
+
+def test_resolved_config_is_logged(project: Path, trained: dict[str, Any]) -> None:
+    config = resolved_config(project, the_run(trained))
+    text = yaml.safe_dump(config)
+    assert "${" not in text, "interpolations left in the logged config"
+    assert "???" not in text, "mandatory values left unset in the logged config"
+    assert {"data", "model", "trainer", "logger", "callbacks", "paths", "seed"} <= set(config)
+
+
+def test_run_params_are_the_resolved_config(project: Path, trained: dict[str, Any]) -> None:
+    run_ = the_run(trained)
+    leaves = flatten(resolved_config(project, run_))
+    params = run_["params"]
+    missing = sorted(key for key in leaves if key not in params)
+    assert missing == [], "config values not logged as params"
+    different = {
+        key: (params[key], value) for key, value in leaves.items() if params[key] != str(value)
+    }
+    assert different == {}
+
+
+def test_run_records_per_epoch_metric_history(trained: dict[str, Any]) -> None:
+    run_ = the_run(trained)
+    history = run_["history"]
+    validation = sorted(key for key in history if key.startswith("val"))
+    training = sorted(key for key in history if key.startswith("train"))
+    assert validation, sorted(history)
+    assert training, sorted(history)
+    epochs = len(history["train/loss"])
+    assert 1 < epochs <= int(run_["params"]["trainer/max_epochs"])
+    for key in validation + training:
+        steps = [step for step, *_ in history[key]]
+        assert len(steps) == epochs, f"{key}: {len(steps)} values for {epochs} epochs"
+        assert steps == sorted(set(steps)), f"{key}: one value per epoch expected, got {steps}"
+    # one epoch's validation metrics go out together (one batch: one timestamp per step)
+    for index in range(epochs):
+        stamps = {history[key][index][2] for key in validation}
+        steps = {history[key][index][0] for key in validation}
+        assert len(steps) == 1
+        assert len(stamps) == 1, f"validation metrics of epoch {index} logged one by one"
+    assert [len(history[key]) for key in history if key.startswith("test")] != []
+
+
+def test_run_records_the_git_commit(project: Path, trained: dict[str, Any]) -> None:
+    tags = the_run(trained)["tags"]
+    head = git(project, "rev-parse", "HEAD")
+    assert tags["mlflow.source.git.commit"] == head
+    assert tags["git.commit"] == head
+    assert tags["git.dirty"] == "false"  # only git-ignored files changed since the commit
+
+
+def test_run_records_the_data_fingerprint(trained: dict[str, Any]) -> None:
+    """The fingerprint identifies the exact bytes the run trained on (sha256 of the raw file)."""
+    run_ = the_run(trained)
+    fingerprint = run_["params"]["data/fingerprint"]
+    assert run_["tags"]["data.fingerprint"] == fingerprint
+    raw = Path(run_["params"]["data/raw_path"])
+    assert hashlib.sha256(raw.read_bytes()).hexdigest() == fingerprint
+
+
+def test_run_logs_evaluation_plots(project: Path, trained: dict[str, Any]) -> None:
+    run_ = the_run(trained)
+    root = artifact_dir(project, run_["artifact_uri"])
+    plots = [path for path in run_["artifacts"] if path.endswith(".png")]
+    names = {Path(path).stem for path in plots}
+    assert {"confusion_matrix", "roc_curve"} <= names, plots
+    for path in plots:
+        assert (root / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+        assert (root / path).stat().st_size > 5_000, f"{path} looks empty"
+
+
+def the_model(trained: dict[str, Any]) -> dict[str, Any]:
+    run_ = the_run(trained)
+    models = [m for m in trained["logged_models"] if m["source_run_id"] == run_["id"]]
+    assert len(models) == 1, trained["logged_models"]
+    assert models[0]["status"].endswith("READY"), models[0]
+    return models[0]
+
+
+def assert_predicts_probabilities(result: dict[str, Any]) -> None:
+    assert result["signature"] is not None
+    assert result["signature"]["inputs"]
+    assert result["example_rows"] >= 1
+    prediction = result["prediction"]
+    assert len(prediction) == result["example_rows"]
+    assert all(0.0 <= float(p) <= 1.0 for p in prediction), prediction
+
+
+def test_logged_model_loads_and_predicts(project: Path, prepared_env: Path, trained: dict) -> None:
+    result = python_in(prepared_env, PROBE, "load", the_model(trained)["model_uri"], cwd=project)
+    assert_predicts_probabilities(result)
+
+
+def test_logged_model_loads_without_the_training_stack(
+    project: Path, prepared_env: Path, trained: dict
+) -> None:
+    """The model loads where Lightning, Hydra and the project's package are not installed."""
+    blocked = ["lightning", "pytorch_lightning", "lightning_fabric", "hydra", "omegaconf", PACKAGE]
+    result = python_in(
+        prepared_env,
+        PROBE,
+        "load",
+        the_model(trained)["model_uri"],
+        "--block",
+        ",".join(blocked),
+        cwd=project,
+    )
+    assert result["blocked_imported"] == []
+    assert_predicts_probabilities(result)
+
+
+NOTEBOOK_RUNNER = """
+import json, sys
+import nbclient, nbformat
+path = sys.argv[1]
+notebook = nbformat.read(path, as_version=4)
+client = nbclient.NotebookClient(
+    notebook, timeout=600, kernel_name="python3",
+    resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}},
+)
+client.execute()
+texts = [
+    output.get("text", "") if output["output_type"] == "stream"
+    else output.get("data", {}).get("text/plain", "")
+    for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+]
+json.dump(texts, sys.stdout)
+"""
+
+
+def test_notebook_shows_the_run_that_training_logged(
+    project: Path, prepared_env: Path, trained: dict[str, Any]
+) -> None:
+    """The starter notebook, executed headless after `make train`, reads that very run."""
+    run_id = the_run(trained)["id"]
+    for notebook in sorted((project / "notebooks").glob("*.ipynb")):
+        texts = python_in(prepared_env, "-c", NOTEBOOK_RUNNER, notebook, cwd=project, timeout=600)
+        assert any(run_id in text for text in texts), texts
+    assert stray_files(project) == []

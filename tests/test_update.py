@@ -1,0 +1,246 @@
+"""Updates: a project generated at template 1.0.0, edited by its team, updated to 2.0.0.
+
+pytest-copier's update() cannot pass vcs_ref or conflict, so these tests build their own template
+repositories (a copy of the template's paths, committed and tagged) and call copier directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+from helpers import PACKAGE, git, git_commit_all, make_template_repo, render
+
+pytestmark = pytest.mark.slow
+
+NETWORK = f"src/{PACKAGE}/models/network.py"  # team-owned model code
+CONFIG = "configs/trainer/default.yaml"  # platform-owned default config
+
+# --- what the team does to its project --------------------------------------------------------
+
+USER_MODEL_CODE = '''
+
+def team_residual_block(width: int) -> int:
+    """Our own addition to the model code."""
+    return width * 2
+'''
+USER_FILE = f"src/{PACKAGE}/models/team_head.py"
+USER_FILE_TEXT = '"""A module the team added; the template knows nothing about it."""\n\nTEAM = 1\n'
+
+
+def set_line(path: Path, key: str, line: str) -> None:
+    """Replace the one top-level `key: ...` line of a YAML file with `line`."""
+    text = path.read_text()
+    pattern = re.compile(rf"^{re.escape(key)}:.*$", flags=re.MULTILINE)
+    assert len(pattern.findall(text)) == 1, f"{path}: expected one {key!r} line"
+    path.write_text(pattern.sub(line, text))
+
+
+def answers_of(project: Path) -> dict:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+
+def update(project: Path, vcs_ref: str, conflict: str = "inline", **data: object) -> None:
+    copier.run_update(
+        project,
+        data=data or None,
+        vcs_ref=vcs_ref,
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+        conflict=conflict,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def template_repo(tmp_path: Path) -> Path:
+    return make_template_repo(tmp_path / "template", tag="1.0.0")
+
+
+@pytest.fixture
+def project(template_repo: Path, tmp_path: Path) -> Path:
+    """A project copied from template 1.0.0, committed as the team would."""
+    dst = render(template_repo, tmp_path / "project")
+    assert answers_of(dst)["_commit"] == "1.0.0"
+    assert answers_of(dst)["_src_path"] == str(template_repo)
+    git(dst, "init", "-q")
+    git_commit_all(dst, "Generate from mlops-golden-path 1.0.0")
+    return dst
+
+
+def release(template_repo: Path, tag: str, change: Callable[[Path], None]) -> None:
+    """Change the template's source files, commit and tag a new version."""
+    change(template_repo / "template")
+    git_commit_all(template_repo, f"Template {tag}")
+    git(template_repo, "tag", tag)
+
+
+def conflicted_files(project: Path) -> list[str]:
+    return git(project, "diff", "--name-only", "--diff-filter=U").splitlines()
+
+
+# --- the team's edits and the template's next release -----------------------------------------
+
+USER_MAX_EPOCHS = "max_epochs: 40  # our data needs longer training"
+TEMPLATE_MAKE_TARGET = "\ncheck: lint test ## Lint and test (added in template 2.0.0)\n"
+TEMPLATE_TRAINER_ADDITION = "gradient_clip_val: 0.5  # added in template 2.0.0\n"
+TEMPLATE_NETWORK_ADDITION = "\n\n# Template 2.0.0 changed the starter network.\n"
+
+
+def team_edits(project: Path) -> dict[str, str]:
+    """Edit the model code (team-owned) and a default config (platform-owned), add a file, commit.
+
+    Returns the text of each touched file as the team committed it."""
+    network = project / NETWORK
+    network.write_text(network.read_text() + USER_MODEL_CODE)
+    set_line(project / CONFIG, "max_epochs", USER_MAX_EPOCHS)
+    (project / USER_FILE).write_text(USER_FILE_TEXT)
+    git_commit_all(project, "Team: own model block, longer training, a new head")
+    return {path: (project / path).read_text() for path in (NETWORK, CONFIG, USER_FILE)}
+
+
+def platform_release(template: Path) -> None:
+    """Template 2.0.0: a new Makefile target, a new trainer default, a changed starter network."""
+    makefile = template / "Makefile.jinja"
+    makefile.write_text(makefile.read_text() + TEMPLATE_MAKE_TARGET)
+    trainer = template / CONFIG
+    trainer.write_text(trainer.read_text() + TEMPLATE_TRAINER_ADDITION)
+    network = template / "src" / "{{package_name}}" / "models" / "network.py"
+    network.write_text(network.read_text() + TEMPLATE_NETWORK_ADDITION)
+
+
+def changed_files(project: Path) -> list[str]:
+    """Files the update changed or added (against the last commit)."""
+    changed = git(project, "diff", "--name-only", "HEAD").splitlines()
+    added = git(project, "ls-files", "--others", "--exclude-standard").splitlines()
+    return sorted(set(changed + added))
+
+
+def assert_no_conflict_left(project: Path) -> None:
+    assert conflicted_files(project) == []
+    assert list(project.rglob("*.rej")) == []
+    # (docs/ownership.md shows what a conflict looks like: only files the update touched count)
+    marked = [
+        path
+        for path in changed_files(project)
+        if re.search(r"^<<<<<<< |^>>>>>>> ", (project / path).read_text(), flags=re.MULTILINE)
+    ]
+    assert marked == []
+
+
+def test_update_keeps_team_edits_and_brings_template_changes(
+    template_repo: Path, project: Path
+) -> None:
+    edited = team_edits(project)
+    release(template_repo, "2.0.0", platform_release)
+
+    update(project, "2.0.0")
+
+    assert answers_of(project)["_commit"] == "2.0.0"
+    # team-owned model code: exactly as the team left it; the template's new starter stays out
+    assert (project / NETWORK).read_text() == edited[NETWORK]
+    # the team's own file is untouched
+    assert (project / USER_FILE).read_text() == USER_FILE_TEXT
+    # platform config: the team's edit and the template's addition, merged
+    trainer = (project / CONFIG).read_text()
+    assert USER_MAX_EPOCHS in trainer
+    assert TEMPLATE_TRAINER_ADDITION in trainer
+    assert yaml.safe_load(trainer)["max_epochs"] == 40
+    assert yaml.safe_load(trainer)["gradient_clip_val"] == 0.5
+    # platform file the team did not touch: the template change arrives
+    assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()
+    assert_no_conflict_left(project)
+
+
+@pytest.mark.parametrize("conflict", ["inline", "rej"])
+def test_update_reports_a_real_conflict(template_repo: Path, project: Path, conflict: str) -> None:
+    """The template changes the very line the team changed: a conflict, nothing silently lost."""
+    edited = team_edits(project)
+
+    def release_changing_the_same_line(template: Path) -> None:
+        platform_release(template)
+        set_line(template / CONFIG, "max_epochs", "max_epochs: 20")
+
+    release(template_repo, "2.0.0", release_changing_the_same_line)
+
+    update(project, "2.0.0", conflict=conflict)
+
+    assert answers_of(project)["_commit"] == "2.0.0"
+    assert (project / NETWORK).read_text() == edited[NETWORK]
+    assert (project / USER_FILE).read_text() == USER_FILE_TEXT
+    assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()
+    trainer = (project / CONFIG).read_text()
+    assert TEMPLATE_TRAINER_ADDITION in trainer  # the non-conflicting part still merged
+    if conflict == "inline":
+        # both sides in the file, between markers, and git knows the file is unmerged
+        ours = re.search(
+            r"^<<<<<<< [^\n]*\n(.*)^=======\n(.*)^>>>>>>> [^\n]*$",
+            trainer,
+            flags=re.MULTILINE | re.DOTALL,
+        )
+        assert ours, trainer
+        assert USER_MAX_EPOCHS in ours.group(1)
+        assert "max_epochs: 20" in ours.group(2)
+        assert conflicted_files(project) == [CONFIG]
+        assert list(project.rglob("*.rej")) == []
+    else:
+        # the file takes the template's line; the team's rejected hunk waits in a .rej file
+        assert "<<<<<<<" not in trainer
+        assert "max_epochs: 20" in trainer
+        rejected = project / f"{CONFIG}.rej"
+        assert rejected.is_file()
+        assert f"+{USER_MAX_EPOCHS}" in rejected.read_text()
+        assert [p.relative_to(project).as_posix() for p in project.rglob("*.rej")] == [
+            f"{CONFIG}.rej"
+        ]
+
+
+def test_reanswering_a_question_at_the_same_version(template_repo: Path, project: Path) -> None:
+    edited = team_edits(project)
+
+    update(project, "1.0.0", description="Churn prediction, now with a better description.")
+
+    answers = answers_of(project)
+    assert answers["_commit"] == "1.0.0"
+    assert answers["description"] == "Churn prediction, now with a better description."
+    pyproject = (project / "pyproject.toml").read_text()
+    assert 'description = "Churn prediction, now with a better description."' in pyproject
+    for path, text in edited.items():
+        assert (project / path).read_text() == text, path
+    assert_no_conflict_left(project)
+
+
+def test_update_to_the_same_version_changes_nothing(template_repo: Path, project: Path) -> None:
+    """Rendering is reproducible: an update without changes leaves a clean working tree."""
+    team_edits(project)
+    update(project, "1.0.0")
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_deleted_team_file_stays_deleted_on_update(template_repo: Path, project: Path) -> None:
+    """docs/ownership.md promises: a team-owned file the team deleted is not brought back."""
+    (project / NETWORK).unlink()
+    git_commit_all(project, "Team: drop the starter network")
+    release(template_repo, "2.0.0", platform_release)
+
+    update(project, "2.0.0")
+
+    assert not (project / NETWORK).exists(), "an update resurrected a file the team deleted"
+    assert answers_of(project)["_commit"] == "2.0.0"
+
+
+def test_level_up_to_an_unavailable_level_is_refused_and_changes_nothing(
+    template_repo: Path, project: Path
+) -> None:
+    team_edits(project)
+    release(template_repo, "2.0.0", platform_release)
+    with pytest.raises(ValueError, match="Level 2 is not available in this template version yet"):
+        update(project, "2.0.0", maturity_level=2)
+    assert git(project, "status", "--porcelain") == ""
+    assert answers_of(project)["_commit"] == "1.0.0"
+    assert answers_of(project)["maturity_level"] == 1
