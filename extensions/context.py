@@ -6,6 +6,7 @@ this hook derives from the answers; none of them repeats a level comparison.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from jinja2 import Environment
 
 # Levels whose components this template version generates and tests.
 IMPLEMENTED_LEVELS = frozenset({1})
+# Levels under construction: offered only to template developers who set PREVIEW_ENV=1.
+PREVIEW_LEVELS = frozenset({2})
+PREVIEW_ENV = "MLOPS_GOLDEN_PATH_PREVIEW"
 
 # The lowest maturity level at which each component is generated.
 COMPONENT_LEVELS = {
@@ -31,6 +35,30 @@ COMPONENT_LEVELS = {
 # or one model family; they are excluded whenever that flag is off.
 # `{package}` is replaced by the package name.
 OWNED_PATHS: dict[str, tuple[str, ...]] = {
+    "pipeline": (
+        "src/{package}/pipeline",
+        "src/{package}/registry",
+        "src/{package}/tuning",
+        "src/{package}/data/schema.py",
+        "configs/pipeline.yaml",
+        "configs/hparams_search",
+        ".github/workflows/train.yml",
+        "docs/pipeline.md",
+        "tests/test_pipeline.py",
+        "tests/test_registry.py",
+        "tests/test_tuning.py",
+        "tests/test_validation.py",
+    ),
+    "kubeflow": (
+        "src/{package}/pipeline/kubeflow.py",
+        "deploy/docker/train.Dockerfile",
+        ".dockerignore",
+        "tests/test_kubeflow.py",
+    ),
+    "airflow": (
+        "dags",
+        "tests/test_airflow.py",
+    ),
     "tabular": (
         "src/{package}/data",
         "src/{package}/models",
@@ -50,8 +78,12 @@ def as_level(value: Any) -> int:
         return 1
 
 
-def derive_flags(level: int, model_family: str) -> dict[str, bool]:
+def derive_flags(level: int, model_family: str, orchestrator: str) -> dict[str, bool]:
+    """Component flags; an option counts only at the level that offers it, so a
+    `-d orchestrator=kubeflow` answer on level 1 turns nothing on."""
     flags = {name: level >= minimum for name, minimum in COMPONENT_LEVELS.items()}
+    flags["kubeflow"] = flags["pipeline"] and orchestrator == "kubeflow"
+    flags["airflow"] = flags["pipeline"] and orchestrator == "airflow"
     flags["tabular"] = model_family == "tabular"
     flags["llm"] = model_family == "llm"
     return flags
@@ -73,12 +105,19 @@ def team_owned_patterns(template_root: str) -> tuple[str, ...]:
     return tuple(config.get("_skip_if_exists", ()))
 
 
+def available_levels() -> frozenset[int]:
+    if os.environ.get(PREVIEW_ENV) == "1":
+        return IMPLEMENTED_LEVELS | PREVIEW_LEVELS
+    return IMPLEMENTED_LEVELS
+
+
 def level_unavailable(level: int) -> str:
-    if level in IMPLEMENTED_LEVELS:
+    available = available_levels()
+    if level in available:
         return ""
     return (
         f"Level {level} is not available in this template version yet "
-        f"(available: {', '.join(map(str, sorted(IMPLEMENTED_LEVELS)))})."
+        f"(available: {', '.join(map(str, sorted(available)))})."
     )
 
 
@@ -92,7 +131,11 @@ class GoldenPathContext(ContextHook):
     def hook(self, context: dict[str, Any]) -> None:
         level = as_level(context.get("maturity_level", 1))
         package = str(context.get("package_name", ""))
-        flags = derive_flags(level, str(context.get("model_family", "tabular")))
+        flags = derive_flags(
+            level,
+            str(context.get("model_family", "tabular")),
+            str(context.get("orchestrator", "local")),
+        )
         context["gp"] = {"level": level, **flags}
         context["gp_excluded"] = "\n".join(excluded_paths(flags, package))
         root = context["_copier_conf"]["src_path"]

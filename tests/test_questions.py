@@ -335,7 +335,7 @@ def test_as_level_casts_cli_strings(context_ext, raw: Any, level: int) -> None:
 def test_each_level_turns_on_its_components_and_those_below(
     context_ext, level: int, on: set[str]
 ) -> None:
-    flags = context_ext.derive_flags(level, "tabular")
+    flags = context_ext.derive_flags(level, "tabular", "local")
     components = set(context_ext.COMPONENT_LEVELS)
     assert {name for name in components if flags[name]} == on
     assert flags["tabular"] is True
@@ -343,15 +343,34 @@ def test_each_level_turns_on_its_components_and_those_below(
 
 
 def test_model_family_flags_are_exclusive(context_ext) -> None:
-    llm = context_ext.derive_flags(1, "llm")
+    llm = context_ext.derive_flags(1, "llm", "local")
     assert (llm["llm"], llm["tabular"]) == (True, False)
-    tabular = context_ext.derive_flags(1, "tabular")
+    tabular = context_ext.derive_flags(1, "tabular", "local")
     assert (tabular["llm"], tabular["tabular"]) == (False, True)
 
 
+@pytest.mark.parametrize("orchestrator", ["kubeflow", "airflow"])
+def test_an_orchestrator_counts_only_from_level_two(context_ext, orchestrator: str) -> None:
+    """`-d orchestrator=...` on level 1 must not sneak pipeline files in."""
+    assert context_ext.derive_flags(1, "tabular", orchestrator)[orchestrator] is False
+    assert context_ext.derive_flags(2, "tabular", orchestrator)[orchestrator] is True
+    assert context_ext.derive_flags(2, "tabular", "local")[orchestrator] is False
+    level_one = context_ext.excluded_paths(context_ext.derive_flags(1, "tabular", orchestrator), "p")
+    assert "src/p/pipeline" in level_one
+
+
+def test_preview_levels_need_the_developer_switch(context_ext, monkeypatch) -> None:
+    monkeypatch.delenv(context_ext.PREVIEW_ENV, raising=False)
+    for level in context_ext.PREVIEW_LEVELS:
+        assert "not available" in context_ext.level_unavailable(level)
+    monkeypatch.setenv(context_ext.PREVIEW_ENV, "1")
+    for level in context_ext.PREVIEW_LEVELS:
+        assert context_ext.level_unavailable(level) == ""
+
+
 def test_excluded_paths_follow_the_flags(context_ext) -> None:
-    tabular = context_ext.excluded_paths(context_ext.derive_flags(1, "tabular"), "pkg")
-    llm = context_ext.excluded_paths(context_ext.derive_flags(1, "llm"), "pkg")
+    tabular = context_ext.excluded_paths(context_ext.derive_flags(1, "tabular", "local"), "pkg")
+    llm = context_ext.excluded_paths(context_ext.derive_flags(1, "llm", "local"), "pkg")
     assert "src/pkg/models" not in tabular
     assert "src/pkg/models" in llm
     assert "src/pkg/data" in llm
@@ -403,7 +422,10 @@ def test_context_in_a_real_copier_run_has_int_level(copier) -> None:
     assert ctx["gp"]["pipeline"] is False
     assert ctx["gp"]["tabular"] is True
     excluded = ctx["gp_excluded"].splitlines()
-    assert not any(path.startswith(f"src/{ctx['package_name']}/") for path in excluded)
+    package = ctx["package_name"]
+    assert f"src/{package}/pipeline" in excluded
+    assert f"src/{package}/data" not in excluded
+    assert f"src/{package}/models" not in excluded
 
 
 @pytest.mark.parametrize(
