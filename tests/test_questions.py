@@ -355,7 +355,9 @@ def test_an_orchestrator_counts_only_from_level_two(context_ext, orchestrator: s
     assert context_ext.derive_flags(1, "tabular", orchestrator)[orchestrator] is False
     assert context_ext.derive_flags(2, "tabular", orchestrator)[orchestrator] is True
     assert context_ext.derive_flags(2, "tabular", "local")[orchestrator] is False
-    level_one = context_ext.excluded_paths(context_ext.derive_flags(1, "tabular", orchestrator), "p")
+    level_one = context_ext.excluded_paths(
+        context_ext.derive_flags(1, "tabular", orchestrator), "p"
+    )
     assert "src/p/pipeline" in level_one
 
 
