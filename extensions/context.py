@@ -48,10 +48,11 @@ OWNED_PATHS: dict[str, tuple[str, ...]] = {
         "tests/test_registry.py",
         "tests/test_tuning.py",
         "tests/test_validation.py",
+        "tests/test_diagram.py",
     ),
     "kubeflow": (
         "src/{package}/pipeline/kubeflow.py",
-        "deploy/docker/train.Dockerfile",
+        "deploy",  # the training image; Level 3 will share this folder with serving
         ".dockerignore",
         "tests/test_kubeflow.py",
     ),

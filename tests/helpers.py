@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -158,3 +160,71 @@ def load_extension(name: str) -> ModuleType:
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+# --- prepared environments of generated projects ------------------------------------------------
+
+PYTHON = "3.11"  # the interpreter of this machine, and of the local torch wheel
+
+
+def find_links() -> list[str]:
+    """pip's extra wheel folders (whitespace-separated in PIP_FIND_LINKS), /opt/wheels if unset."""
+    return os.environ.get("PIP_FIND_LINKS", "/opt/wheels").split()
+
+
+def prepare_env(project: Path, venv: Path) -> Path:
+    """A virtual environment with what `make setup` installs (the project editable and every
+    default dependency group), made with uv from the rendered pyproject.toml.
+
+    Never `uv sync` here: it resolves torch from PyPI (several GB of CUDA wheels). `UV_FIND_LINKS`
+    (from PIP_FIND_LINKS) and a constraint hold torch at the local CPU build when one is at hand.
+    """
+    env = {**os.environ, "UV_FIND_LINKS": ",".join(find_links())}  # uv wants commas
+    env.pop("VIRTUAL_ENV", None)
+    run(["uv", "venv", "--quiet", "--python", PYTHON, venv], project, env=env, timeout=300)
+    install: list[str | Path] = [
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        venv / "bin" / "python",
+    ]
+    local_torch = sorted(
+        wheel for folder in find_links() for wheel in Path(folder).glob("torch-*+cpu-*.whl")
+    )
+    if local_torch:
+        version = local_torch[-1].name.split("-")[1]
+        constraints = venv.parent / "constraints.txt"
+        constraints.write_text(f"torch=={version}\n")
+        install += ["--constraint", constraints]
+    pyproject = project / "pyproject.toml"
+    groups = tomllib.loads(pyproject.read_text())["tool"]["uv"]["default-groups"]
+    install += ["--editable", project]
+    for group in groups:
+        install += ["--group", f"{pyproject}:{group}"]
+    run(install, project, env=env, timeout=1200)
+    return venv
+
+
+def env_for(venv: Path) -> dict[str, str]:
+    """The environment of a shell with `venv` activated, with nothing of this pytest run in it."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_", "MLFLOW_", "UV_")) and key not in ("PYTHONPATH",)
+    }
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    return env
+
+
+def make(project: Path, venv: Path, target: str, timeout: float, *args: str) -> str:
+    proc = run(["make", target, "RUN=", *args], project, env=env_for(venv), timeout=timeout)
+    return proc.stdout + proc.stderr
+
+
+def python_in(venv: Path, *args: str | Path, cwd: Path, timeout: float = 300) -> Any:
+    """Run a script with the prepared environment's python; return its JSON output."""
+    proc = run([venv / "bin" / "python", *args], cwd, env=env_for(venv), timeout=timeout)
+    return json.loads(proc.stdout)

@@ -3,6 +3,8 @@
     python mlflow_probe.py store TRACKING_URI             what the store holds, as JSON
     python mlflow_probe.py load MODEL_URI [--block M,...]  load the model, predict its input example
     python mlflow_probe.py imports DIST...                the top-level modules of distributions
+    python mlflow_probe.py registry TRACKING_URI          registered models, versions, aliases, tags
+    python mlflow_probe.py weights MODEL_URI ARTIFACT     parameter shapes of an exported program
 
 Each mode prints one JSON document on stdout.
 """
@@ -113,6 +115,36 @@ def load(model_uri: str) -> dict[str, Any]:
     }
 
 
+def registry(uri: str) -> list[dict[str, Any]]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    models = []
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        models.append(
+            {
+                "name": model.name,
+                "aliases": dict(model.aliases),
+                "versions": [
+                    {"version": v.version, "run_id": v.run_id, "source": v.source, "tags": v.tags}
+                    for v in versions
+                ],
+            }
+        )
+    return models
+
+
+def weights(model_uri: str, artifact: str) -> dict[str, list[int]]:
+    """Parameter names and shapes of the torch.export program a logged model carries."""
+    import mlflow
+    import torch
+
+    local = mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/{artifact}")
+    state = torch.export.load(local).state_dict
+    return {name: list(tensor.shape) for name, tensor in sorted(state.items())}
+
+
 def normalize(dist: str) -> str:
     return re.sub(r"[-_.]+", "-", dist).lower()
 
@@ -138,6 +170,10 @@ def main() -> None:
         result = load(args[0])
     elif mode == "imports":
         result = imports(args)
+    elif mode == "registry":
+        result = registry(args[0])
+    elif mode == "weights":
+        result = weights(args[0], args[1])
     else:
         raise SystemExit(f"unknown mode {mode}")
     json.dump(result, sys.stdout, default=str)

@@ -20,6 +20,7 @@ import yaml
 from helpers import (
     BASE_ANSWERS,
     copier_config,
+    load_extension,
     project_files,
     question_choices,
     render,
@@ -27,9 +28,9 @@ from helpers import (
     tool,
 )
 
-# The exact files each level generates ({package} is the package name). A file that appears at a
-# level it does not belong to, or goes missing, fails test_manifest.
-MANIFESTS: dict[int, list[str]] = {
+# The exact files each level adds to the level below ({package} is the package name). A file that
+# appears at a level it does not belong to, or goes missing, fails test_manifest.
+LEVEL_FILES: dict[int, list[str]] = {
     1: [
         ".copier-answers.yml",
         ".github/workflows/ci.yml",
@@ -79,7 +80,66 @@ MANIFESTS: dict[int, list[str]] = {
         "tests/test_tracking.py",
         "tests/test_train.py",
     ],
+    2: [
+        ".github/workflows/train.yml",
+        "configs/hparams_search/mlp_optuna.yaml",
+        "configs/pipeline.yaml",
+        "docs/pipeline.md",
+        "src/{package}/data/schema.py",
+        "src/{package}/pipeline/__init__.py",
+        "src/{package}/pipeline/__main__.py",
+        "src/{package}/pipeline/cache.py",
+        "src/{package}/pipeline/definition.py",
+        "src/{package}/pipeline/diagram.py",
+        "src/{package}/pipeline/local.py",
+        "src/{package}/pipeline/steps/__init__.py",
+        "src/{package}/pipeline/steps/evaluate.py",
+        "src/{package}/pipeline/steps/ingest.py",
+        "src/{package}/pipeline/steps/register.py",
+        "src/{package}/pipeline/steps/train.py",
+        "src/{package}/pipeline/steps/validate.py",
+        "src/{package}/pipeline/tracking.py",
+        "src/{package}/registry/__init__.py",
+        "src/{package}/registry/gate.py",
+        "src/{package}/registry/scoring.py",
+        "src/{package}/tuning/__init__.py",
+        "src/{package}/tuning/callbacks.py",
+        "src/{package}/tuning/search.py",
+        "src/{package}/tuning/space.py",
+        "src/{package}/tuning/tracking.py",
+        "tests/test_diagram.py",
+        "tests/test_pipeline.py",
+        "tests/test_registry.py",
+        "tests/test_tuning.py",
+        "tests/test_validation.py",
+    ],
 }
+
+# What each orchestrator adds from level 2 on (the local runner is part of level 2 itself).
+ORCHESTRATOR_FILES: dict[str, list[str]] = {
+    "local": [],
+    "kubeflow": [
+        ".dockerignore",
+        "deploy/docker/train.Dockerfile",
+        "src/{package}/pipeline/kubeflow.py",
+        "tests/test_kubeflow.py",
+    ],
+    "airflow": [
+        "dags/{package}_training.py",
+        "tests/test_airflow.py",
+    ],
+}
+
+# Levels still under construction render only with the developer switch (extensions/context.py).
+CONTEXT = load_extension("context")
+
+
+def manifest(level: int, orchestrator: str) -> list[str]:
+    files = [path for lower in range(1, level + 1) for path in LEVEL_FILES[lower]]
+    if level >= 2:
+        files += ORCHESTRATOR_FILES[orchestrator]
+    return files
+
 
 # Model families the template offers now (llm arrives with its own issue).
 FAMILIES = ["tabular"]
@@ -113,16 +173,27 @@ def option_sets() -> list[dict[str, Any]]:
     ]
 
 
+ORCHESTRATORS = question_choices("orchestrator")
+
+# Level 1 with every option set; from level 2 on, each orchestrator with one option set.
 MATRIX = [
-    {"maturity_level": level, "model_family": family, **options}
-    for level, family, options in product(MANIFESTS, FAMILIES, option_sets())
+    {"maturity_level": 1, "model_family": family, **options}
+    for family, options in product(FAMILIES, option_sets())
+] + [
+    {"maturity_level": level, "model_family": family, "orchestrator": orchestrator, **options}
+    for level in sorted(LEVEL_FILES)
+    if level >= 2
+    for family in FAMILIES
+    for orchestrator, options in zip(ORCHESTRATORS, option_sets(), strict=False)
 ]
 
 
 def matrix_id(answers: dict[str, Any]) -> str:
+    orchestrator = answers.get("orchestrator")
     return (
-        f"L{answers['maturity_level']}-{answers['model_family']}-py{answers['python_version']}"
-        f"-{answers['torch_backend']}"
+        f"L{answers['maturity_level']}-{answers['model_family']}"
+        + (f"-{orchestrator}" if orchestrator else "")
+        + f"-py{answers['python_version']}-{answers['torch_backend']}"
     )
 
 
@@ -155,7 +226,10 @@ def rendered(
 ) -> Rendered:
     answers: dict[str, Any] = request.param
     dst = tmp_path_factory.mktemp(matrix_id(answers)) / "project"
-    render(copier_template, dst, **answers)
+    with pytest.MonkeyPatch.context() as patch:
+        if answers["maturity_level"] in CONTEXT.PREVIEW_LEVELS:
+            patch.setenv(CONTEXT.PREVIEW_ENV, "1")
+        render(copier_template, dst, **answers)
     return Rendered(dst, {**BASE_ANSWERS, **answers}, copier_template)
 
 
@@ -177,7 +251,8 @@ def test_every_available_level_has_a_manifest(copier_template: Path, tmp_path: P
     available = [
         level for level in levels if accepted(copier_template, tmp_path, maturity_level=level)
     ]
-    assert available == sorted(MANIFESTS)
+    assert available == sorted(set(LEVEL_FILES) - CONTEXT.PREVIEW_LEVELS)
+    assert set(LEVEL_FILES) >= CONTEXT.PREVIEW_LEVELS, "a preview level needs its manifest too"
 
 
 def test_every_offered_model_family_is_rendered(copier_template: Path, tmp_path: Path) -> None:
@@ -189,7 +264,10 @@ def test_every_offered_model_family_is_rendered(copier_template: Path, tmp_path:
 
 
 def test_manifest(rendered: Rendered) -> None:
-    expected = sorted(path.format(package=rendered.package) for path in MANIFESTS[rendered.level])
+    orchestrator = rendered.answers.get("orchestrator", "local")
+    expected = sorted(
+        path.format(package=rendered.package) for path in manifest(rendered.level, orchestrator)
+    )
     actual = rendered.files()
     missing = sorted(set(expected) - set(actual))
     unexpected = sorted(set(actual) - set(expected))
@@ -201,6 +279,9 @@ def test_manifest(rendered: Rendered) -> None:
 JINJA = re.compile(r"\{\{|\{%|(?<!\$)\{#")
 # GitHub Actions expressions are legitimate in workflow files (and only there).
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+# Airflow renders its own template fields at run time: run context variables are legitimate in DAG
+# files (and only there), while a leftover copier variable such as `{{ package_name }}` is not.
+AIRFLOW_EXPRESSION = re.compile(r"\{\{ (?:run_id|ds|ts|params\.\w+|dag_run\.\w+) \}\}")
 
 
 def text_files(root: Path) -> list[tuple[str, str]]:
@@ -219,9 +300,13 @@ def test_no_leftover_jinja(rendered: Rendered) -> None:
         if rel.endswith(".jinja") or JINJA.search(rel):
             problems.append(f"{rel}: unrendered file name")
     for rel, text in text_files(rendered.path):
-        allowed_expressions = rel.startswith(".github/") and rel.endswith((".yml", ".yaml"))
+        allowed = None
+        if rel.startswith(".github/") and rel.endswith((".yml", ".yaml")):
+            allowed = GITHUB_EXPRESSION
+        elif rel.startswith("dags/"):
+            allowed = AIRFLOW_EXPRESSION
         for number, line in enumerate(text.splitlines(), start=1):
-            checked = GITHUB_EXPRESSION.sub("", line) if allowed_expressions else line
+            checked = allowed.sub("", line) if allowed else line
             if JINJA.search(checked):
                 problems.append(f"{rel}:{number}: {line.strip()}")
     assert problems == []

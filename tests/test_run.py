@@ -11,8 +11,6 @@ Never `uv sync` here: it would resolve torch from PyPI (several GB of CUDA wheel
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import shutil
 import sqlite3
@@ -24,17 +22,21 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import PACKAGE, git, git_commit_all, load_extension, render, run
+from helpers import (
+    PACKAGE,
+    PYTHON,
+    git,
+    git_commit_all,
+    load_extension,
+    make,
+    prepare_env,
+    python_in,
+    render,
+)
 
 pytestmark = pytest.mark.slow
 
 PROBE = Path(__file__).with_name("mlflow_probe.py")
-PYTHON = "3.11"  # the interpreter of this machine, and of the local torch wheel
-
-
-def find_links() -> list[str]:
-    """pip's extra wheel folders (whitespace-separated in PIP_FIND_LINKS), /opt/wheels if unset."""
-    return os.environ.get("PIP_FIND_LINKS", "/opt/wheels").split()
 
 
 @pytest.fixture(scope="session")
@@ -55,48 +57,10 @@ def project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def prepared_env(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One virtual environment with the project's dependencies, dev group and the project."""
-    venv = tmp_path_factory.mktemp("env") / "venv"
-    env = {**os.environ, "UV_FIND_LINKS": ",".join(find_links())}  # uv wants commas
-    env.pop("VIRTUAL_ENV", None)
-    run(["uv", "venv", "--quiet", "--python", PYTHON, venv], project, env=env, timeout=300)
-    install = ["uv", "pip", "install", "--quiet", "--python", venv / "bin" / "python"]
-    # Hold torch at the local CPU build when one is at hand, so uv can never pick a CUDA wheel.
-    local_torch = sorted(
-        wheel for folder in find_links() for wheel in Path(folder).glob("torch-*+cpu-*.whl")
-    )
-    if local_torch:
-        version = local_torch[-1].name.split("-")[1]
-        constraints = venv.parent / "constraints.txt"
-        constraints.write_text(f"torch=={version}\n")
-        install += ["--constraint", constraints]
-    install += ["--editable", project, "--group", f"{project / 'pyproject.toml'}:dev"]
-    run(install, project, env=env, timeout=1200)
+    """One virtual environment with what `make setup` installs, and the project itself."""
+    venv = prepare_env(project, tmp_path_factory.mktemp("env") / "venv")
     yield venv
     shutil.rmtree(venv, ignore_errors=True)
-
-
-def env_for(venv: Path) -> dict[str, str]:
-    """The environment of a shell with `venv` activated, with nothing of this pytest run in it."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PYTEST_", "MLFLOW_", "UV_")) and key not in ("PYTHONPATH",)
-    }
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"
-    return env
-
-
-def make(project: Path, venv: Path, target: str, timeout: float) -> str:
-    proc = run(["make", target, "RUN="], project, env=env_for(venv), timeout=timeout)
-    return proc.stdout + proc.stderr
-
-
-def python_in(venv: Path, *args: str | Path, cwd: Path, timeout: float = 300) -> Any:
-    """Run the probe with the prepared environment's python; return its JSON output."""
-    proc = run([venv / "bin" / "python", *args], cwd, env=env_for(venv), timeout=timeout)
-    return json.loads(proc.stdout)
 
 
 def stray_files(project: Path) -> list[str]:

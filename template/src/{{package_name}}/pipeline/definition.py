@@ -24,6 +24,10 @@ class Step:
     Inputs and outputs are artifact names. The runner passes each as a path: inputs point at
     what an upstream step wrote, outputs at where this step must write. The function also
     receives the composed config as `cfg`.
+
+    `config` names the config keys (dotted) that the step reads: the local runner's cache key
+    hashes their resolved values, so a change elsewhere in the config does not re-run the
+    step. None means the whole config.
     """
 
     name: str
@@ -31,10 +35,16 @@ class Step:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     summary: str
+    config: tuple[str, ...] | None = None
+
+    @property
+    def module(self) -> str:
+        """The import name of the module that holds the step function."""
+        return f"{STEPS_PACKAGE}.{self.function.partition(':')[0]}"
 
     def load(self) -> Callable[..., Any]:
-        module_name, _, function_name = self.function.partition(":")
-        module = import_module(f"{STEPS_PACKAGE}.{module_name}")
+        function_name = self.function.partition(":")[2]
+        module = import_module(self.module)
         function: Callable[..., Any] = getattr(module, function_name)
         return function
 
@@ -115,6 +125,7 @@ PIPELINE = Pipeline(
             inputs=(),
             outputs=("raw_data",),
             summary="Materialise the raw table the pipeline trains on",
+            config=("data",),
         ),
         Step(
             "validate",
@@ -122,6 +133,7 @@ PIPELINE = Pipeline(
             inputs=("raw_data",),
             outputs=("validated_data", "validation_report"),
             summary="Check the raw table against the data schema; stop on bad data",
+            config=(),  # the schema is code (data/schema.py)
         ),
         Step(
             "train",
@@ -129,6 +141,7 @@ PIPELINE = Pipeline(
             inputs=("validated_data",),
             outputs=("model",),
             summary="Fit the model on the validated table and log the training run",
+            config=("seed", "ckpt_path", "data", "model", "trainer", "callbacks", "logger"),
         ),
         Step(
             "evaluate",
@@ -136,13 +149,16 @@ PIPELINE = Pipeline(
             inputs=("validated_data", "model"),
             outputs=("evaluation",),
             summary="Score the model on the held-out split",
+            config=("data", "logger"),
         ),
         Step(
             "register",
             "register:register",
-            inputs=("model", "evaluation"),
+            # The data too: the current champion is scored on the same held-out split.
+            inputs=("validated_data", "model", "evaluation"),
             outputs=("registration",),
             summary="Register the model as challenger if it passes the evaluation gate",
+            config=("data", "logger", "pipeline.registered_model_name", "pipeline.gate"),
         ),
     ),
 )

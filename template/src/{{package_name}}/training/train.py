@@ -82,10 +82,12 @@ class _DropAdverts(logging.Filter):
         return "litlogger" not in record.getMessage()
 
 
-def _quiet_console() -> None:
+def quiet_console() -> None:
     """Keep the console to what a person needs to read while training runs."""
     # In-memory tensors need no loader workers: Lightning's hint about them does not apply.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # Raised inside torch.export by torch's own code, not by anything a project can change.
+    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     # Lightning's own use of a torch API that torch deprecated: nothing for a project to change.
     warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())
@@ -94,7 +96,7 @@ def _quiet_console() -> None:
 
 def main() -> None:
     """Console entry point; finds configs/ from the current directory (or $PROJECT_ROOT)."""
-    _quiet_console()
+    quiet_console()
     register_resolvers()
     hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_run)()
 

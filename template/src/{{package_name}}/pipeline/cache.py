@@ -1,0 +1,149 @@
+"""Cache keys of pipeline steps: what a step read (inputs, code, config) decides its outputs.
+
+The rule, in full. A step's key is the sha256 of:
+
+- its name;
+- the content (sha256) of each input artifact file;
+- its code: the source of the step's module and of every module of this package that it
+  imports, directly or through other package modules (found by reading the import statements,
+  without importing anything), plus the modules of this package that its config names as
+  Hydra `_target_`s (models/network.py, for example) and what those import in turn;
+- its config: the resolved values of the keys the step declares in `definition.py`
+  (`Step.config`), leaving out `paths.output_dir` (a new folder every run) and `pipeline.force`.
+
+Not in the key: third-party libraries (pinned in pyproject.toml) and anything a step reads
+that is not a declared input, for example the data source behind `dataset.generate_dataset`
+or the tracking store's current champion. Force such a step with `pipeline.force=[ingest]`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .definition import Step
+
+PACKAGE = __name__.split(".")[0]
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Differ on every run by design: never part of a key.
+VOLATILE_KEYS = ("paths.output_dir", "pipeline.force")
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's files and their relative names."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as stream:
+            digest.update(hashlib.file_digest(stream, "sha256").digest())
+    return digest.hexdigest()
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of a module of this package, or None for anything else."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = PACKAGE_DIR.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(module: str, source: Path) -> Iterator[str]:
+    is_package = source.name == "__init__.py"
+    for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            yield base
+            # `from . import name` may name a submodule
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def code_files(modules: Iterable[str]) -> list[Path]:
+    """The package's source files these modules import, transitively (and their parents'
+    `__init__.py`), found by parsing: nothing is imported."""
+    seen: dict[str, Path] = {}
+    pending = list(modules)
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        source = module_file(module)
+        if source is None:
+            continue
+        seen[module] = source
+        parts = module.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))
+        pending.extend(_imported_modules(module, source))
+    return sorted(set(seen.values()))
+
+
+def _targets(node: Any) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "_target_" and isinstance(value, str):
+                yield value
+            else:
+                yield from _targets(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _targets(value)
+
+
+def _target_module(target: str) -> str:
+    """`pkg.models.network.MLP` -> `pkg.models.network` (the longest prefix with a file)."""
+    parts = target.split(".")
+    for end in range(len(parts), 0, -1):
+        if module_file(".".join(parts[:end])) is not None:
+            return ".".join(parts[:end])
+    return target
+
+
+def step_config(step: Step, cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config values the step declares it reads (`Step.config`)."""
+    cfg = cfg.copy()
+    for key in VOLATILE_KEYS:
+        OmegaConf.update(cfg, key, "<per run>", force_add=True)
+    keys = step.config if step.config is not None else [str(k) for k in cfg]
+    selected = {key: OmegaConf.select(cfg, key, throw_on_missing=False) for key in keys}
+    resolved = {
+        key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in selected.items()
+    }
+    return resolved
+
+
+def cache_key(step: Step, cfg: DictConfig, inputs: Mapping[str, Path]) -> dict[str, Any]:
+    """The key and what went into it (kept in the cache entry's manifest)."""
+    config = step_config(step, cfg)
+    modules = [step.module, *(_target_module(t) for t in _targets(config))]
+    code = {
+        path.relative_to(PACKAGE_DIR.parent).as_posix(): file_digest(path)
+        for path in code_files(modules)
+    }
+    parts = {
+        "step": step.name,
+        "inputs": {name: file_digest(path) for name, path in sorted(inputs.items())},
+        "code": code,
+        "config": config,
+    }
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return {"key": hashlib.sha256(text.encode()).hexdigest(), **parts}

@@ -1,0 +1,1 @@
+"""Model registry: scoring a model on held-out data and the evaluation gate to `challenger`."""

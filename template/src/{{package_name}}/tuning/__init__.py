@@ -1,0 +1,1 @@
+"""Hyperparameter search: Optuna studies over Hydra-composed training configs (`make tune`)."""

@@ -1,0 +1,243 @@
+"""Level 2 for real: a generated project's own lint, tests and pipeline, the Airflow DAG loaded by
+Airflow's DagBag, and a Level 1 project levelled up with `copier update -d maturity_level=2`.
+
+Level 2 is rendered with the developer switch while it is a preview level (extensions/context.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import copier
+import pytest
+import yaml
+from helpers import (
+    PACKAGE,
+    env_for,
+    git,
+    git_commit_all,
+    load_extension,
+    make,
+    make_template_repo,
+    prepare_env,
+    python_in,
+    render,
+    run,
+)
+
+pytestmark = pytest.mark.slow
+
+CONTEXT = load_extension("context")
+PROBE = Path(__file__).with_name("mlflow_probe.py")
+STEPS = ["ingest", "validate", "train", "evaluate", "register"]
+AIRFLOW = "apache-airflow==3.3.2"
+PYTEST = "pytest==9.2.0"
+
+
+@contextmanager
+def level_two() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        if 2 in CONTEXT.PREVIEW_LEVELS:
+            patch.setenv(CONTEXT.PREVIEW_ENV, "1")
+        yield
+
+
+def committed(dst: Path) -> Path:
+    git(dst, "init", "-q")
+    git_commit_all(dst, "Generate from mlops-golden-path")
+    return dst
+
+
+# --- a Level 2 project with the Kubeflow adapter: lint, tests (incl. the compile), pipeline ------
+
+
+@pytest.fixture(scope="session")
+def project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with level_two():
+        dst = render(
+            copier_template,
+            tmp_path_factory.mktemp("level2") / "churn-prediction",
+            maturity_level=2,
+            orchestrator="kubeflow",
+        )
+    return committed(dst)
+
+
+@pytest.fixture(scope="session")
+def venv(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    env = prepare_env(project, tmp_path_factory.mktemp("env2") / "venv")
+    yield env
+    shutil.rmtree(env, ignore_errors=True)
+
+
+def test_make_lint(project: Path, venv: Path) -> None:
+    make(project, venv, "lint", timeout=600)
+
+
+def test_make_test(project: Path, venv: Path) -> None:
+    """The project's own suite: steps alone, the whole pipeline, cache, bad data, the gate,
+    tuning, the diagram, and the Kubeflow compile checked against the definition."""
+    out = make(project, venv, "test", timeout=1200)
+    assert " passed" in out
+    assert "skipped" not in out, "kfp is installed: the Kubeflow compile test must run"
+
+
+@pytest.fixture(scope="session")
+def pipeline_store(project: Path, venv: Path) -> dict[str, Any]:
+    first = make(project, venv, "pipeline", timeout=900)
+    second = make(project, venv, "pipeline", timeout=900)
+    store = python_in(venv, PROBE, "store", "sqlite:///mlflow.db", cwd=project)
+    registry = python_in(venv, PROBE, "registry", "sqlite:///mlflow.db", cwd=project)
+    return {"first": first, "second": second, "store": store, "registry": registry}
+
+
+def pipeline_runs(store: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in store["runs"] if r["tags"].get("mlflow.runName") == "pipeline-training"]
+
+
+def test_pipeline_records_one_parent_run_with_five_nested_step_runs(
+    pipeline_store: dict[str, Any],
+) -> None:
+    runs = pipeline_store["store"]["runs"]
+    parents = pipeline_runs(pipeline_store["store"])
+    assert len(parents) == 2, "two `make pipeline` runs, one parent run each"
+    for parent in parents:
+        assert parent["status"] == "FINISHED"
+        assert parent["tags"]["pipeline.status"] == "succeeded"
+        children = [r for r in runs if r["tags"].get("mlflow.parentRunId") == parent["id"]]
+        assert sorted(r["tags"]["pipeline.step"] for r in children) == sorted(STEPS)
+        assert all(r["status"] == "FINISHED" for r in children)
+
+
+def test_second_pipeline_run_is_served_from_the_cache(pipeline_store: dict[str, Any]) -> None:
+    """Unchanged inputs, code and config: the first run computes every step, the second none."""
+    cache_hits: dict[str, set[str]] = {}
+    for run_ in pipeline_store["store"]["runs"]:
+        parent = run_["tags"].get("mlflow.parentRunId")
+        if parent:
+            cache_hits.setdefault(parent, set()).add(run_["tags"]["pipeline.cache_hit"])
+    assert sorted(map(sorted, cache_hits.values())) == [["false"], ["true"]], cache_hits
+    assert pipeline_store["second"].count("cached") >= len(STEPS), pipeline_store["second"]
+
+
+def test_pipeline_registers_a_challenger_with_the_gate_verdict(
+    pipeline_store: dict[str, Any],
+) -> None:
+    (model,) = pipeline_store["registry"]
+    challenger = str(model["aliases"]["challenger"])
+    (version,) = [v for v in model["versions"] if str(v["version"]) == challenger]
+    tags = version["tags"]
+    assert tags["gate.verdict"] == "passed"
+    assert float(tags["gate.candidate.auroc"]) >= yaml.safe_load(tags["gate.thresholds"])["auroc"]
+    assert {"gate.reason", "gate.metric", "gate.tolerance", "gate.champion.version"} <= set(tags)
+    # The cached second run registers nothing new: the model is the same.
+    assert len(model["versions"]) == 1
+
+
+# --- the Airflow adapter, loaded by Airflow itself ---------------------------------------------
+
+
+def test_airflow_dag_loads_in_airflow_with_the_pipeline_steps_and_edges(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    """Airflow lives in its own environment: Airflow plus the project without its dependencies
+    (the DAG imports only the standard-library pipeline definition)."""
+    with level_two():
+        dst = render(
+            copier_template, tmp_path / "airflow-project", orchestrator="airflow", maturity_level=2
+        )
+    venv = tmp_path / "airflow-env"
+    env = env_for(venv)
+    run(["uv", "venv", "--quiet", "--python", "3.11", venv], dst, timeout=300)
+    install = ["uv", "pip", "install", "--quiet", "--python", venv / "bin" / "python"]
+    run([*install, AIRFLOW, PYTEST], dst, env=env, timeout=1200)
+    run([*install, "--no-deps", "--editable", dst], dst, env=env, timeout=300)
+    out = run(
+        [
+            venv / "bin" / "python",
+            "-m",
+            "pytest",
+            "--noconftest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "tests/test_airflow.py",
+        ],
+        dst,
+        env=env,
+        timeout=600,
+    ).stdout
+    assert "skipped" not in out, out
+    assert " passed" in out, out
+
+
+# --- level-up: a Level 1 project with team edits moves to Level 2 ------------------------------
+
+NETWORK = f"src/{PACKAGE}/models/network.py"
+TRAINER = "configs/trainer/default.yaml"
+# The team's model change: a LayerNorm in front of the MLP, visible in the exported weights.
+USER_LAYER = (
+    "        self.layers = nn.Sequential(*layers)\n",
+    "        self.layers = nn.Sequential(nn.LayerNorm(in_features), *layers)\n",
+)
+
+
+def test_level_up_keeps_team_edits_and_the_pipeline_trains_the_team_model(
+    tmp_path: Path,
+) -> None:
+    template = make_template_repo(tmp_path / "template", tag="1.0.0")
+    project = render(template, tmp_path / "project", vcs_ref="1.0.0", maturity_level=1)
+    committed(project)
+
+    network = project / NETWORK
+    assert USER_LAYER[0] in network.read_text()
+    network.write_text(network.read_text().replace(*USER_LAYER))
+    trainer = project / TRAINER
+    trainer.write_text(trainer.read_text().replace("max_epochs: 15", "max_epochs: 6"))
+    git_commit_all(project, "Team: normalise inputs, shorter training")
+
+    with level_two():
+        copier.run_update(
+            project,
+            data={"maturity_level": 2},
+            vcs_ref="1.0.0",
+            defaults=True,
+            overwrite=True,
+            unsafe=True,
+            quiet=True,
+        )
+
+    assert USER_LAYER[1] in network.read_text()
+    assert "max_epochs: 6" in trainer.read_text()
+    assert "<<<<<<<" not in network.read_text() + trainer.read_text()
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["maturity_level"] == 2
+    assert answers["orchestrator"] == "local"
+    for path in (
+        "configs/pipeline.yaml",
+        f"src/{PACKAGE}/pipeline/definition.py",
+        ".github/workflows/train.yml",
+        "docs/pipeline.md",
+    ):
+        assert (project / path).is_file(), f"{path} did not arrive with the level-up"
+    assert "pipeline:" in (project / "Makefile").read_text()
+    git_commit_all(project, "Level up to 2")
+
+    venv = prepare_env(project, tmp_path / "env" / "venv")
+    make(project, venv, "pipeline", timeout=900)
+    store = python_in(venv, PROBE, "store", "sqlite:///mlflow.db", cwd=project)
+    (train_run,) = [r for r in store["runs"] if r["tags"].get("pipeline.step") == "train"]
+    assert train_run["params"]["trainer/max_epochs"] == "6"
+    registry = python_in(venv, PROBE, "registry", "sqlite:///mlflow.db", cwd=project)
+    (model,) = registry
+    (version,) = model["versions"]
+    weights = python_in(
+        venv, PROBE, "weights", version["source"], "artifacts/network.pt2", cwd=project
+    )
+    # The team's LayerNorm is the first layer: a 1-D weight (the template's first Linear is 2-D).
+    assert len(weights["layers.0.weight"]) == 1, weights
+    assert len(weights["layers.1.weight"]) == 2, weights
