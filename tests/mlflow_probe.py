@@ -16,6 +16,7 @@ import importlib.metadata
 import json
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -140,7 +141,8 @@ def weights(model_uri: str, artifact: str) -> dict[str, list[int]]:
     import mlflow
     import torch
 
-    local = mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/{artifact}")
+    # A logged model's URI (models:/m-...) takes no sub-path: fetch the model, then the file.
+    local = Path(mlflow.artifacts.download_artifacts(model_uri)) / artifact
     state = torch.export.load(local).state_dict
     return {name: list(tensor.shape) for name, tensor in sorted(state.items())}
 
