@@ -35,21 +35,25 @@ def render_command(dst: Path, **data: Any) -> list[str]:
     ]
 
 
-def render(dst: Path, **data: Any) -> list[str]:
-    """Render the template's working tree into `dst` (replaced if present); returns the command."""
+def render(dst: Path, environ: dict[str, str] | None = None, **data: Any) -> list[str]:
+    """Render the template's working tree into `dst` (replaced if present); returns the command.
+
+    `environ` adds variables to copier's environment (MLOPS_GOLDEN_PATH_PREVIEW for preview levels).
+    """
     shutil.rmtree(dst, ignore_errors=True)
     cmd = render_command(dst, **data)
-    run(cmd)
+    run(cmd, env={**os.environ, **(environ or {})})
     return cmd
 
 
-def install(project: Path, env: Path) -> dict[str, Any]:
-    """Create `env` and install the project with its dev group; returns commands and seconds."""
+def install(project: Path, env: Path, groups: tuple[str, ...] = ("dev",)) -> dict[str, Any]:
+    """Create `env` and install the project with `groups`; returns commands and seconds."""
     shutil.rmtree(env, ignore_errors=True)
     variables = {"VIRTUAL_ENV": str(env), "UV_FIND_LINKS": WHEELS}
     create = ["uv", "venv", "--quiet", "--python", PYTHON, str(env)]
     # `--group dev` reads the pyproject.toml of the working directory.
-    add = ["uv", "pip", "install", "--quiet", "-e", ".", "--group", "dev"]
+    group_args = [arg for group in groups for arg in ("--group", group)]
+    add = ["uv", "pip", "install", "--quiet", "-e", ".", *group_args]
     start = time.perf_counter()
     run(create)
     run(add, cwd=project, env={**os.environ, **variables})

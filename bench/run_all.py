@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ("render_time.py", "env_size.py", "train_time.py")
+SCRIPTS = ("render_time.py", "env_size.py", "train_time.py", "pipeline_time.py")
 
 if __name__ == "__main__":
     for script in SCRIPTS:
