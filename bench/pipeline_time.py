@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 from common import COPIER, run, save, shown, summary, timed, with_path
-from project import PROJECT_NAME, install, render
+from project import install, render, render_command
 from render_time import golden_path_folder, tagged_repo
 from train_time import commit, package_of, slowest_imports, time_runs
 
@@ -127,17 +127,7 @@ def updates(scratch: Path, runs: int) -> dict[str, Any]:
         golden_path_folder(scratch / "template-folder"), scratch / "golden-path-repo"
     )
     level1 = scratch / "level1"
-    render_cmd = [
-        COPIER,
-        "copy",
-        "--trust",
-        "--defaults",
-        "--quiet",
-        "-d",
-        f"project_name={PROJECT_NAME}",
-        str(repo),
-        str(level1),
-    ]
+    render_cmd = render_command(level1, src=repo)
     run(render_cmd)
     commit(level1)
     cases = {

@@ -19,7 +19,11 @@ PROJECT_NAME = "Churn Prediction"
 PYTHON = "3.11"
 
 
-def render_command(dst: Path, **data: Any) -> list[str]:
+TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def render_command(dst: Path, src: Path = TEMPLATE_ROOT, **data: Any) -> list[str]:
+    """`copier copy` of `src` (the template's working tree unless given) into `dst`."""
     answers = [arg for key, value in data.items() for arg in ("-d", f"{key}={value}")]
     return [
         COPIER,
@@ -30,7 +34,7 @@ def render_command(dst: Path, **data: Any) -> list[str]:
         "-d",
         f"project_name={PROJECT_NAME}",
         *answers,
-        str(Path(__file__).resolve().parent.parent),
+        str(src),
         str(dst),
     ]
 
