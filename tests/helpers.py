@@ -118,6 +118,13 @@ def git_commit_all(cwd: Path, message: str) -> str:
     return git(cwd, "rev-parse", "HEAD")
 
 
+def init_repo(dst: Path, message: str) -> Path:
+    """Make `dst` a git repository whose first commit holds everything in it."""
+    git(dst, "init", "-q")
+    git_commit_all(dst, message)
+    return dst
+
+
 def make_template_repo(dst: Path, tag: str | None = None) -> Path:
     """Copy the template's own paths into a fresh git repository at `dst`, commit and tag it."""
     dst.mkdir(parents=True, exist_ok=True)
@@ -132,8 +139,7 @@ def make_template_repo(dst: Path, tag: str | None = None) -> Path:
             )
         else:
             shutil.copy2(src, dst / name)
-    git(dst, "init", "-q")
-    git_commit_all(dst, "Template")
+    init_repo(dst, "Template")
     if tag:
         git(dst, "tag", tag)
     return dst

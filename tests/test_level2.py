@@ -18,8 +18,8 @@ import yaml
 from helpers import (
     PACKAGE,
     env_for,
-    git,
     git_commit_all,
+    init_repo,
     load_extension,
     make,
     make_template_repo,
@@ -46,12 +46,6 @@ def level_two() -> Iterator[None]:
         yield
 
 
-def committed(dst: Path) -> Path:
-    git(dst, "init", "-q")
-    git_commit_all(dst, "Generate from mlops-golden-path")
-    return dst
-
-
 # --- a Level 2 project with the Kubeflow adapter: lint, tests (incl. the compile), pipeline ------
 
 
@@ -64,7 +58,7 @@ def project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             maturity_level=2,
             orchestrator="kubeflow",
         )
-    return committed(dst)
+    return init_repo(dst, "Generate from mlops-golden-path")
 
 
 @pytest.fixture(scope="session")
@@ -191,7 +185,7 @@ def test_level_up_keeps_team_edits_and_the_pipeline_trains_the_team_model(
 ) -> None:
     template = make_template_repo(tmp_path / "template", tag="1.0.0")
     project = render(template, tmp_path / "project", vcs_ref="1.0.0", maturity_level=1)
-    committed(project)
+    init_repo(project, "Generate from mlops-golden-path")
 
     network = project / NETWORK
     assert USER_LAYER[0] in network.read_text()

@@ -26,7 +26,7 @@ from helpers import (
     PACKAGE,
     PYTHON,
     git,
-    git_commit_all,
+    init_repo,
     load_extension,
     make,
     prepare_env,
@@ -50,9 +50,7 @@ def project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         python_version=PYTHON,
         torch_backend="pypi",  # the cpu backend points uv at download.pytorch.org
     )
-    git(dst, "init", "-q")
-    git_commit_all(dst, "Generate from mlops-golden-path")
-    return dst
+    return init_repo(dst, "Generate from mlops-golden-path")
 
 
 @pytest.fixture(scope="session")

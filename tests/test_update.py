@@ -13,7 +13,7 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
-from helpers import PACKAGE, git, git_commit_all, make_template_repo, render
+from helpers import PACKAGE, git, git_commit_all, init_repo, make_template_repo, render
 
 pytestmark = pytest.mark.slow
 
@@ -68,9 +68,7 @@ def project(template_repo: Path, tmp_path: Path) -> Path:
     dst = render(template_repo, tmp_path / "project")
     assert answers_of(dst)["_commit"] == "1.0.0"
     assert answers_of(dst)["_src_path"] == str(template_repo)
-    git(dst, "init", "-q")
-    git_commit_all(dst, "Generate from mlops-golden-path 1.0.0")
-    return dst
+    return init_repo(dst, "Generate from mlops-golden-path 1.0.0")
 
 
 def release(template_repo: Path, tag: str, change: Callable[[Path], None]) -> None:
