@@ -69,6 +69,7 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/tracking/__init__.py",
         "src/{package}/tracking/git.py",
         "src/{package}/tracking/mlflow_run.py",
+        "src/{package}/tracking/store.py",
         "src/{package}/training/__init__.py",
         "src/{package}/training/config.py",
         "src/{package}/training/train.py",

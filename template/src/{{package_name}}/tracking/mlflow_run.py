@@ -1,11 +1,9 @@
-"""MLflow specifics: where artifacts go, what a run records up front, finding the latest run."""
+"""MLflow specifics of a training run: what it records up front, finding the latest run."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
@@ -13,21 +11,6 @@ from lightning.pytorch.loggers import MLFlowLogger
 from matplotlib.figure import Figure
 from mlflow.entities import RunTag
 from omegaconf import DictConfig, OmegaConf
-
-ARTIFACTS_FOLDER = "mlartifacts"
-
-
-def artifact_location(tracking_uri: str) -> str | None:
-    """`mlartifacts/` next to a local sqlite store; None lets a tracking server decide.
-
-    Without an explicit location MLflow puts artifacts of a sqlite store in `./mlruns`
-    under whatever the current directory happens to be.
-    """
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme != "sqlite":
-        return None
-    database = Path(tracking_uri.removeprefix("sqlite:///"))
-    return (database.resolve().parent / ARTIFACTS_FOLDER).as_uri()
 
 
 def log_run_context(

@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from ..tracking.mlflow_run import artifact_location
+from ..tracking.store import artifact_location
 
 ROOT_ENV = "PROJECT_ROOT"
 CONFIG_FOLDER = "configs"
