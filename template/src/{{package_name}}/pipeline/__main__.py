@@ -7,10 +7,11 @@ python -m <package>.pipeline run [OVERRIDE ...]
     Exit status 1 when a step fails; run it again to resume from that step.
 
 python -m <package>.pipeline step NAME [--input ARTIFACT=PATH ...]
-        [--output ARTIFACT=PATH ...] [--parent-run-id ID] [OVERRIDE ...]
+        [--output ARTIFACT=PATH ...] [--pipeline-run ID] [OVERRIDE ...]
     One step with explicit artifact paths: exactly the step's declared inputs (files the
     step reads) and outputs (files it writes), no cache. The step logs to an MLflow run of
-    its own, nested under --parent-run-id when given. Exit status 1 when the step fails.
+    its own; steps given the same --pipeline-run (the orchestrator's run id) nest under one
+    parent run. Exit status 1 when the step fails.
 
 python -m <package>.pipeline show
     The steps in order with their inputs and outputs.
@@ -54,7 +55,10 @@ def parser() -> argparse.ArgumentParser:
         "--output", type=_artifact, action="append", default=[], metavar="ARTIFACT=PATH"
     )
     step.add_argument(
-        "--parent-run-id", default=None, help="MLflow run to nest the step's run under"
+        "--pipeline-run",
+        default=None,
+        metavar="ID",
+        help="the orchestrator's run id: steps with the same id share one parent MLflow run",
     )
     step.add_argument("overrides", nargs="*", help="Hydra overrides of configs/pipeline.yaml")
     commands.add_parser("show", help="list the steps in order")
@@ -92,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     try:
-        run_single_step(cfg, args.name, dict(args.input), dict(args.output), args.parent_run_id)
+        run_single_step(cfg, args.name, dict(args.input), dict(args.output), args.pipeline_run)
     except Exception as error:  # the orchestrator shows the log: the step and its error
         console.print(
             f"[red bold]Step {args.name!r} failed:[/] {type(error).__name__}", highlight=False

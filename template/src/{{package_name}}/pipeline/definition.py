@@ -7,7 +7,7 @@ without the training stack; step functions are imported only when a step runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import import_module
@@ -110,10 +110,9 @@ class Pipeline:
             pending = [step for step in pending if step not in ready]
         return tuple(done)
 
-    def upstream(self, name: str) -> Iterator[str]:
-        for source, target in self.edges:
-            if target == name:
-                yield source
+    def downstream(self, name: str) -> tuple[str, ...]:
+        """The steps that read what `name` writes."""
+        return tuple(target for source, target in self.edges if source == name)
 
 
 PIPELINE = Pipeline(

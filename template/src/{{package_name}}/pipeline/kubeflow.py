@@ -5,7 +5,8 @@
 Each step of the one pipeline definition becomes a container component that runs the project's
 training image (deploy/docker/train.Dockerfile) with the step command every runner shares:
 
-    python -m <package>.pipeline step NAME --input name=PATH ... --output name=PATH ... [overrides]
+    python -m <package>.pipeline step NAME --input name=PATH ... --output name=PATH ...
+        --pipeline-run JOB_ID [overrides]
 
 Artifacts travel as Kubeflow artifacts: Kubeflow chooses the paths, uploads what a step writes
 under its output paths and downloads it for the steps that read it, so the task dependencies of the
@@ -38,12 +39,13 @@ STEP_COMMAND = ("python", "-m", f"{PACKAGE}.pipeline", "step")
 
 
 def step_args(step: Step, paths: dict[str, Any], overrides: Sequence[str]) -> list[Any]:
-    """The step command's arguments after `step`: `--input/--output name=PATH` per artifact."""
+    """The step command's arguments after `step`: `--input/--output name=PATH` per artifact,
+    and the Kubeflow job's id, under which the steps' MLflow runs nest."""
     args: list[Any] = [step.name]
     for flag, names in (("--input", step.inputs), ("--output", step.outputs)):
         for name in names:
             args += [flag, dsl.ConcatPlaceholder([f"{name}=", paths[name]])]
-    return [*args, *overrides]
+    return [*args, "--pipeline-run", dsl.PIPELINE_JOB_ID_PLACEHOLDER, *overrides]
 
 
 def container_component(step: Step, image: str, overrides: Sequence[str]) -> Any:

@@ -16,6 +16,7 @@ status (`pipeline.status`: ran / cached / failed), whether it hit the cache and 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import traceback
@@ -38,6 +39,7 @@ from .tracking import (
     experiment_id,
     log_json,
     log_params,
+    orchestrated_parent,
     set_tags,
     start_run,
     step_run,
@@ -54,6 +56,8 @@ ARTIFACT_FILES = {
     "registration": "registration.json",
 }
 MANIFEST = "manifest.json"
+# What an orchestrator's run id may look like (it goes into an MLflow search filter).
+PIPELINE_RUN_ID = re.compile(r"[\w.:+/@-]+")
 
 
 class StepFailedError(RuntimeError):
@@ -192,19 +196,24 @@ class LocalRunner:
         self.console.rule(f"Pipeline {self.pipeline.name!r}: MLflow run {parent}")
         failure: _StepError | None = None
         total = len(self.pipeline.order)
-        for position, step in enumerate(self.pipeline.order, start=1):
-            if failure is not None:
-                report.steps.append(StepOutcome(step.name, "not run"))
-                continue
-            label = f"[{position}/{total}] {step.name}"
-            try:
-                outcome = self._run_step(
-                    step, artifacts, client, experiment, parent, run_dir, label
-                )
-            except _StepError as error:
-                failure = error
-                outcome = error.outcome
-            report.steps.append(outcome)
+        try:
+            for position, step in enumerate(self.pipeline.order, start=1):
+                if failure is not None:
+                    report.steps.append(StepOutcome(step.name, "not run"))
+                    continue
+                label = f"[{position}/{total}] {step.name}"
+                try:
+                    outcome = self._run_step(
+                        step, artifacts, client, experiment, parent, run_dir, label
+                    )
+                except _StepError as error:
+                    failure = error
+                    outcome = error.outcome
+                report.steps.append(outcome)
+        except BaseException:  # Ctrl-C, or the runner itself failed: no run stays RUNNING
+            set_tags(client, parent, {"pipeline.status": "interrupted"})
+            client.set_terminated(parent, RunStatus.to_string(RunStatus.KILLED))
+            raise
         status = RunStatus.FAILED if failure else RunStatus.FINISHED
         (run_dir / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
         (run_dir / "report.md").write_text(report.markdown())
@@ -335,18 +344,26 @@ def run_single_step(
     name: str,
     inputs: Mapping[str, Path],
     outputs: Mapping[str, Path],
-    parent_run_id: str | None = None,
+    pipeline_run: str | None = None,
 ) -> str:
     """One step with explicit artifact paths, as an orchestrator's container runs it: no
-    cache (the orchestrator has its own), its own MLflow run (nested under `parent_run_id`
-    when given). Returns the MLflow run id."""
+    cache (the orchestrator has its own) and an MLflow run of its own. Returns its run id.
+
+    `pipeline_run` is the orchestrator's id of the pipeline run (Kubeflow's job id, Airflow's
+    DAG and run id): the steps of one pipeline run nest under one parent MLflow run, as in a
+    local run. A failed step marks the parent FAILED; the last step ends it FINISHED.
+    """
     step = PIPELINE.step(name)
     _check_names("input", inputs, step.inputs)
     _check_names("output", outputs, step.outputs)
+    if pipeline_run is not None and not PIPELINE_RUN_ID.fullmatch(pipeline_run):
+        raise ValueError(
+            f"Pipeline run id {pipeline_run!r} may hold only letters, digits and . _ : + / @ -"
+        )
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
     cfg = step_config(cfg, Path(cfg.pipeline.runs_dir) / f"{stamp}-{name}")
     with tracking_store(cfg) as client:
-        return _run_single_step(client, cfg, step, inputs, outputs, parent_run_id)
+        return _run_single_step(client, cfg, step, inputs, outputs, pipeline_run)
 
 
 def _run_single_step(
@@ -355,21 +372,30 @@ def _run_single_step(
     step: Step,
     inputs: Mapping[str, Path],
     outputs: Mapping[str, Path],
-    parent_run_id: str | None,
+    pipeline_run: str | None,
 ) -> str:
-    name = step.name
     experiment = experiment_id(client, cfg)
-    tags = {"pipeline.step": name, "pipeline.cache_hit": "false", **git_tags(cfg.paths.root_dir)}
-    run_id = start_run(client, experiment, name, tags, parent_run_id=parent_run_id)
+    context = git_tags(cfg.paths.root_dir)
+    parent = None
+    if pipeline_run is not None:
+        parent = orchestrated_parent(client, experiment, PIPELINE.name, pipeline_run, context)
+    tags = {"pipeline.step": step.name, "pipeline.cache_hit": "false", **context}
+    run_id = start_run(client, experiment, step.name, tags, parent_run_id=parent)
     with step_run(client, run_id):
         try:
             call_step(step, inputs, outputs, cfg)
         except Exception as error:
-            set_tags(
-                client, run_id, {"pipeline.status": "failed", "pipeline.error": str(error)[:5000]}
-            )
+            failed = {"pipeline.status": "failed", "pipeline.error": str(error)[:5000]}
+            set_tags(client, run_id, failed)
+            if parent is not None:
+                set_tags(client, parent, {**failed, "pipeline.failed_step": step.name})
+                client.set_terminated(parent, RunStatus.to_string(RunStatus.FAILED))
             raise
         set_tags(client, run_id, {"pipeline.status": "ran"})
+    if parent is not None and not PIPELINE.downstream(step.name):
+        # The last step: the pipeline run succeeded (a retried step may follow a failure).
+        set_tags(client, parent, {"pipeline.status": "succeeded"})
+        client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED))
     return run_id
 
 

@@ -23,6 +23,8 @@ from omegaconf import DictConfig
 _CURRENT_RUN: ContextVar[str | None] = ContextVar("pipeline_step_run", default=None)
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
+# The orchestrator's id of the pipeline run that a step belongs to (see orchestrated_parent).
+PIPELINE_RUN_TAG = "pipeline.run"
 
 
 def current_run_id() -> str | None:
@@ -78,6 +80,28 @@ def start_run(
         all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     run = client.create_run(experiment, tags=all_tags, run_name=name)
     return str(run.info.run_id)
+
+
+def orchestrated_parent(
+    client: MlflowClient, experiment: str, pipeline: str, pipeline_run: str, tags: Mapping[str, str]
+) -> str:
+    """The parent MLflow run of one orchestrator run (a Kubeflow job, an Airflow DAG run), found
+    by its `pipeline.run` tag or made by the first step that gets there.
+
+    Steps run in separate containers that share nothing but the orchestrator's run id. A step
+    with no upstream step creates the parent; the others find it (they start after it). Two
+    steps without upstream steps starting in the same instant could each create one.
+    """
+    found = client.search_runs(
+        [experiment],
+        f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    if found:
+        return str(found[0].info.run_id)
+    all_tags = {"pipeline.name": pipeline, PIPELINE_RUN_TAG: pipeline_run, **tags}
+    return start_run(client, experiment, f"pipeline-{pipeline}", all_tags)
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:

@@ -24,7 +24,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from .scoring import score
+from .scoring import METRICS, score
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -36,6 +36,14 @@ class GateConfig:
     metric: str = "auroc"  # compared with the champion
     tolerance: float = 0.0  # how much below the champion still passes
     register_rejected: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = sorted({*self.thresholds, self.metric} - set(METRICS))
+        if unknown:
+            raise ValueError(
+                f"pipeline.gate names metrics that are not measured: {unknown}; "
+                f"choose from {list(METRICS)}"
+            )
 
     @classmethod
     def from_config(cls, gate: Mapping[str, Any]) -> GateConfig:

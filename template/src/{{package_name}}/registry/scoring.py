@@ -20,6 +20,8 @@ from ..data.datamodule import TabularDataModule
 from ..data.dataset import TARGET
 
 HELD_OUT_SPLIT = "test"
+# What `score` measures: the metrics a gate can set thresholds on and compare.
+METRICS = ("auroc", "accuracy", "f1")
 
 
 def held_out_rows(cfg: DictConfig, data: Path) -> pd.DataFrame:
