@@ -16,9 +16,9 @@ from copier_template_extensions import ContextHook
 from jinja2 import Environment
 
 # Levels whose components this template version generates and tests.
-IMPLEMENTED_LEVELS = frozenset({1})
+IMPLEMENTED_LEVELS = frozenset({1, 2})
 # Levels under construction: offered only to template developers who set PREVIEW_ENV=1.
-PREVIEW_LEVELS = frozenset({2})
+PREVIEW_LEVELS: frozenset[int] = frozenset()
 PREVIEW_ENV = "MLOPS_GOLDEN_PATH_PREVIEW"
 
 # The lowest maturity level at which each component is generated.

@@ -1,14 +1,11 @@
 """Level 2 for real: a generated project's own lint, tests and pipeline, the Airflow DAG loaded by
 Airflow's DagBag, and a Level 1 project levelled up with `copier update -d maturity_level=2`.
-
-Level 2 is rendered with the developer switch while it is a preview level (extensions/context.py).
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,6 @@ from helpers import (
     env_for,
     git_commit_all,
     init_repo,
-    load_extension,
     make,
     make_template_repo,
     prepare_env,
@@ -31,19 +27,10 @@ from helpers import (
 
 pytestmark = pytest.mark.slow
 
-CONTEXT = load_extension("context")
 PROBE = Path(__file__).with_name("mlflow_probe.py")
 STEPS = ["ingest", "validate", "train", "evaluate", "register"]
 AIRFLOW = "apache-airflow==3.3.2"
 PYTEST = "pytest==9.2.0"
-
-
-@contextmanager
-def level_two() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        if 2 in CONTEXT.PREVIEW_LEVELS:
-            patch.setenv(CONTEXT.PREVIEW_ENV, "1")
-        yield
 
 
 # --- a Level 2 project with the Kubeflow adapter: lint, tests (incl. the compile), pipeline ------
@@ -51,13 +38,12 @@ def level_two() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with level_two():
-        dst = render(
-            copier_template,
-            tmp_path_factory.mktemp("level2") / "churn-prediction",
-            maturity_level=2,
-            orchestrator="kubeflow",
-        )
+    dst = render(
+        copier_template,
+        tmp_path_factory.mktemp("level2") / "churn-prediction",
+        maturity_level=2,
+        orchestrator="kubeflow",
+    )
     return init_repo(dst, "Generate from mlops-golden-path")
 
 
@@ -140,10 +126,9 @@ def test_airflow_dag_loads_in_airflow_with_the_pipeline_steps_and_edges(
 ) -> None:
     """Airflow lives in its own environment: Airflow plus the project without its dependencies
     (the DAG imports only the standard-library pipeline definition)."""
-    with level_two():
-        dst = render(
-            copier_template, tmp_path / "airflow-project", orchestrator="airflow", maturity_level=2
-        )
+    dst = render(
+        copier_template, tmp_path / "airflow-project", orchestrator="airflow", maturity_level=2
+    )
     venv = tmp_path / "airflow-env"
     env = env_for(venv)
     run(["uv", "venv", "--quiet", "--python", "3.11", venv], dst, timeout=300)
@@ -194,16 +179,15 @@ def test_level_up_keeps_team_edits_and_the_pipeline_trains_the_team_model(
     trainer.write_text(trainer.read_text().replace("max_epochs: 15", "max_epochs: 6"))
     git_commit_all(project, "Team: normalise inputs, shorter training")
 
-    with level_two():
-        copier.run_update(
-            project,
-            data={"maturity_level": 2},
-            vcs_ref="1.0.0",
-            defaults=True,
-            overwrite=True,
-            unsafe=True,
-            quiet=True,
-        )
+    copier.run_update(
+        project,
+        data={"maturity_level": 2},
+        vcs_ref="1.0.0",
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+    )
 
     assert USER_LAYER[1] in network.read_text()
     assert "max_epochs: 6" in trainer.read_text()
