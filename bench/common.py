@@ -23,6 +23,10 @@ VENV_BIN = REPO / ".venv" / "bin"
 COPIER = str(VENV_BIN / "copier")
 # Where uv finds torch's CPU build on this machine; without it uv fetches PyPI's CUDA build (GBs).
 WHEELS = os.environ.get("PIP_FIND_LINKS", "/opt/wheels")
+# Measure what a developer's machine does: Python caches compiled bytecode (__pycache__/) on the
+# first import and reads it afterwards. Some sandboxes and CI images set this variable, and then
+# every command compiles every module it imports from source again (4 s of a cached pipeline run).
+BYTECODE_OFF = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def run(
@@ -89,6 +93,7 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "uv": run([uv, "--version"]).stdout.strip() if uv else None,
         "copier": run([COPIER, "--version"]).stdout.strip(),
+        "pythondontwritebytecode_unset_for_the_runs": BYTECODE_OFF is not None,
         # Other work on the machine skews timings: 1, 5 and 15 minute load when results were saved.
         "load_average": [round(load, 2) for load in os.getloadavg()],
     }

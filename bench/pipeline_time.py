@@ -1,10 +1,10 @@
 """Benchmark: the Level 2 local pipeline (cold and fully cached) and a level-up `copier update`.
 
-Pipeline: renders a Level 2 project (a preview level: MLOPS_GOLDEN_PATH_PREVIEW=1), installs it
-with its dev and pipeline groups into a venv (torch's CPU build from local disk), commits it, then
-times `make pipeline RUN=` cold (no data/, logs/, mlflow.db, mlartifacts/) and immediately again,
-when every step hits the cache; and the imports of `python -m <package>.pipeline run`, the fixed
-start-up cost inside both.
+Pipeline: renders a Level 2 project, installs it with its dev and pipeline groups into a venv
+(torch's CPU build from local disk), commits it, then times `make pipeline RUN=` cold (no data/,
+logs/, mlflow.db, mlartifacts/) and immediately again, when every step hits the cache; `make train`
+alone, what a team without the pipeline runs; and the imports of `python -m <package>.pipeline run`,
+the fixed start-up cost inside both.
 
 Update: renders a Level 1 project from a committed and tagged copy of the template, commits it,
 and times, on a fresh copy of that project each run, the level-up `copier update` to Level 2 next
@@ -16,7 +16,6 @@ to a plain version update with no changes (same tag), the baseline a user would 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import subprocess
@@ -31,14 +30,9 @@ from project import install, render, render_command
 from render_time import golden_path_folder, tagged_repo
 from train_time import commit, package_of, slowest_imports, time_runs
 
-PREVIEW = {"MLOPS_GOLDEN_PATH_PREVIEW": "1"}
 # What a pipeline run writes (configs/paths/default.yaml); deleted for a cold run.
 RUN_STATE = ("data", "logs", "mlflow.db", "mlartifacts")
 STEPS = ("ingest", "validate", "train", "evaluate", "register")
-
-
-def preview(command: str) -> str:
-    return f"MLOPS_GOLDEN_PATH_PREVIEW=1 {command}"
 
 
 def clean_state(project: Path) -> None:
@@ -68,7 +62,7 @@ def timed_pipeline(project: Path, env: Path) -> tuple[float, str]:
 
 def pipeline(project: Path, env: Path, runs: int, import_runs: int) -> dict[str, Any]:
     results: dict[str, Any] = {
-        "render_command": preview(shown(shlex.join(render(project, PREVIEW, maturity_level=2))))
+        "render_command": shown(shlex.join(render(project, maturity_level=2)))
     }
     results["install"] = install(project, env, groups=("dev", "pipeline"))
     commit(project)
@@ -97,6 +91,10 @@ def pipeline(project: Path, env: Path, runs: int, import_runs: int) -> dict[str,
         "steps_cached_per_run": cached_counts,
         **summary(cached),
     }
+
+    # The alternative without a pipeline: training alone, by hand (no validation, no held-out
+    # scoring, no registry), in the same project and store.
+    results["train_alone"] = time_runs(["make", "train", "RUN="], project, env, runs)
 
     # What `python -m <package>.pipeline run` imports before the first step (see its __main__.py).
     modules = f"{package}.pipeline.__main__, {package}.training.config, {package}.pipeline.local"
@@ -131,18 +129,18 @@ def updates(scratch: Path, runs: int) -> dict[str, Any]:
     run(render_cmd)
     commit(level1)
     cases = {
-        "version_update": ([], {}),
-        "level_up_1_to_2": (["maturity_level=2"], PREVIEW),
+        "version_update": [],
+        "level_up_1_to_2": ["maturity_level=2"],
     }
     results: dict[str, Any] = {"render_command": shown(shlex.join(render_cmd), scratch)}
-    for name, (answers, variables) in cases.items():
+    for name, answers in cases.items():
         project = scratch / "project"
         cmd = update_command(project, *answers)
         samples, changed = [], []
         for _ in range(runs):
             shutil.rmtree(project, ignore_errors=True)
             shutil.copytree(level1, project, symlinks=True)
-            samples.append(timed(cmd, env={**os.environ, **variables}))
+            samples.append(timed(cmd))
             level = answers_of(project)["maturity_level"]
             status = subprocess.run(
                 ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
@@ -151,9 +149,8 @@ def updates(scratch: Path, runs: int) -> dict[str, Any]:
             # The level-up must reach Level 2; the version update must change nothing.
             if level != (2 if answers else 1) or (not answers and status):
                 raise RuntimeError(f"{name}: level {level} after the update, changed {status}")
-        command = shown(shlex.join(cmd), scratch)
         results[name] = {
-            "command": preview(command) if variables else command,
+            "command": shown(shlex.join(cmd), scratch),
             "maturity_level_after": level,
             "paths_changed_per_run": changed,
             **summary(samples),
@@ -176,7 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-update-") as tmp:
         results["update"] = updates(Path(tmp), args.runs)
 
-    for key in ("cold", "cached", "import_pipeline"):
+    for key in ("cold", "cached", "train_alone", "import_pipeline"):
         entry = results["pipeline"][key]
         print(f"pipeline {key}: median {entry['median_s']} s over {entry['runs']} runs")
     print(f"cached re-run minus imports: {results['pipeline']['cached_minus_imports_s']} s")

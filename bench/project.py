@@ -39,14 +39,11 @@ def render_command(dst: Path, src: Path = TEMPLATE_ROOT, **data: Any) -> list[st
     ]
 
 
-def render(dst: Path, environ: dict[str, str] | None = None, **data: Any) -> list[str]:
-    """Render the template's working tree into `dst` (replaced if present); returns the command.
-
-    `environ` adds variables to copier's environment (MLOPS_GOLDEN_PATH_PREVIEW for preview levels).
-    """
+def render(dst: Path, **data: Any) -> list[str]:
+    """Render the template's working tree into `dst` (replaced if present); returns the command."""
     shutil.rmtree(dst, ignore_errors=True)
     cmd = render_command(dst, **data)
-    run(cmd, env={**os.environ, **(environ or {})})
+    run(cmd)
     return cmd
 
 
