@@ -16,7 +16,6 @@ status (`pipeline.status`: ran / cached / failed), whether it hit the cache and 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 import traceback
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
@@ -36,11 +34,13 @@ from ..tracking.git import git_tags
 from .cache import cache_key, file_digest
 from .definition import PIPELINE, Pipeline, Step
 from .tracking import (
+    end_pipeline_run,
     experiment_id,
     log_json,
     log_params,
     orchestrated_parent,
     set_tags,
+    start_pipeline_run,
     start_run,
     step_run,
     tracking_store,
@@ -56,8 +56,6 @@ ARTIFACT_FILES = {
     "registration": "registration.json",
 }
 MANIFEST = "manifest.json"
-# What an orchestrator's run id may look like (it goes into an MLflow search filter).
-PIPELINE_RUN_ID = re.compile(r"[\w.:+/@-]+")
 
 
 class StepFailedError(RuntimeError):
@@ -184,8 +182,8 @@ class LocalRunner:
         run_dir = Path(cfg.pipeline.runs_dir) / stamp
         run_dir.mkdir(parents=True, exist_ok=True)
         experiment = experiment_id(client, cfg)
-        tags = {"pipeline.name": self.pipeline.name, **git_tags(cfg.paths.root_dir)}
-        parent = start_run(client, experiment, f"pipeline-{self.pipeline.name}", tags)
+        tags = git_tags(cfg.paths.root_dir)
+        parent = start_pipeline_run(client, experiment, self.pipeline.name, tags)
         log_params(
             client,
             parent,
@@ -211,16 +209,13 @@ class LocalRunner:
                     outcome = error.outcome
                 report.steps.append(outcome)
         except BaseException:  # Ctrl-C, or the runner itself failed: no run stays RUNNING
-            set_tags(client, parent, {"pipeline.status": "interrupted"})
-            client.set_terminated(parent, RunStatus.to_string(RunStatus.KILLED))
+            end_pipeline_run(client, parent, "interrupted")
             raise
-        status = RunStatus.FAILED if failure else RunStatus.FINISHED
         (run_dir / "report.json").write_text(json.dumps(report.as_dict(), indent=2))
         (run_dir / "report.md").write_text(report.markdown())
         shutil.copyfile(run_dir / "report.md", Path(cfg.pipeline.runs_dir).parent / "report.md")
         client.log_artifact(parent, str(run_dir / "report.md"), "pipeline")
-        set_tags(client, parent, {"pipeline.status": report.status})
-        client.set_terminated(parent, RunStatus.to_string(status))
+        end_pipeline_run(client, parent, report.status)
         self._summary(report)
         if failure is not None:
             raise StepFailedError(failure.outcome.name, failure.error, report) from failure.error
@@ -356,10 +351,6 @@ def run_single_step(
     step = PIPELINE.step(name)
     _check_names("input", inputs, step.inputs)
     _check_names("output", outputs, step.outputs)
-    if pipeline_run is not None and not PIPELINE_RUN_ID.fullmatch(pipeline_run):
-        raise ValueError(
-            f"Pipeline run id {pipeline_run!r} may hold only letters, digits and . _ : + / @ -"
-        )
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
     cfg = step_config(cfg, Path(cfg.pipeline.runs_dir) / f"{stamp}-{name}")
     with tracking_store(cfg) as client:
@@ -388,14 +379,14 @@ def _run_single_step(
             failed = {"pipeline.status": "failed", "pipeline.error": str(error)[:5000]}
             set_tags(client, run_id, failed)
             if parent is not None:
-                set_tags(client, parent, {**failed, "pipeline.failed_step": step.name})
-                client.set_terminated(parent, RunStatus.to_string(RunStatus.FAILED))
+                end_pipeline_run(
+                    client, parent, "failed", {**failed, "pipeline.failed_step": step.name}
+                )
             raise
         set_tags(client, run_id, {"pipeline.status": "ran"})
     if parent is not None and not PIPELINE.downstream(step.name):
         # The last step: the pipeline run succeeded (a retried step may follow a failure).
-        set_tags(client, parent, {"pipeline.status": "succeeded"})
-        client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED))
+        end_pipeline_run(client, parent, "succeeded")
     return run_id
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,8 +24,16 @@ from omegaconf import DictConfig
 _CURRENT_RUN: ContextVar[str | None] = ContextVar("pipeline_step_run", default=None)
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
-# The orchestrator's id of the pipeline run that a step belongs to (see orchestrated_parent).
+# The orchestrator's id of the pipeline run that a step belongs to (see orchestrated_parent),
+# and what such an id may look like: it goes into an MLflow search filter.
 PIPELINE_RUN_TAG = "pipeline.run"
+PIPELINE_RUN_ID = re.compile(r"[\w.:+/@-]+")
+# How a pipeline run ends (its `pipeline.status` tag) and the MLflow status that goes with it.
+PIPELINE_END_STATUS = {
+    "succeeded": RunStatus.FINISHED,
+    "failed": RunStatus.FAILED,
+    "interrupted": RunStatus.KILLED,
+}
 
 
 def current_run_id() -> str | None:
@@ -82,6 +91,23 @@ def start_run(
     return str(run.info.run_id)
 
 
+def start_pipeline_run(
+    client: MlflowClient, experiment: str, pipeline: str, tags: Mapping[str, str]
+) -> str:
+    """The parent run of one pipeline run; its steps' runs nest under it."""
+    return start_run(
+        client, experiment, f"pipeline-{pipeline}", {"pipeline.name": pipeline, **tags}
+    )
+
+
+def end_pipeline_run(
+    client: MlflowClient, run_id: str, status: str, tags: Mapping[str, str] | None = None
+) -> None:
+    """Tag the parent run with how the pipeline run ended and terminate it accordingly."""
+    set_tags(client, run_id, {**(tags or {}), "pipeline.status": status})
+    client.set_terminated(run_id, RunStatus.to_string(PIPELINE_END_STATUS[status]))
+
+
 def orchestrated_parent(
     client: MlflowClient, experiment: str, pipeline: str, pipeline_run: str, tags: Mapping[str, str]
 ) -> str:
@@ -92,6 +118,10 @@ def orchestrated_parent(
     with no upstream step creates the parent; the others find it (they start after it). Two
     steps without upstream steps starting in the same instant could each create one.
     """
+    if not PIPELINE_RUN_ID.fullmatch(pipeline_run):
+        raise ValueError(
+            f"Pipeline run id {pipeline_run!r} may hold only letters, digits and . _ : + / @ -"
+        )
     found = client.search_runs(
         [experiment],
         f"tags.`{PIPELINE_RUN_TAG}` = '{pipeline_run}'",
@@ -100,8 +130,9 @@ def orchestrated_parent(
     )
     if found:
         return str(found[0].info.run_id)
-    all_tags = {"pipeline.name": pipeline, PIPELINE_RUN_TAG: pipeline_run, **tags}
-    return start_run(client, experiment, f"pipeline-{pipeline}", all_tags)
+    return start_pipeline_run(
+        client, experiment, pipeline, {PIPELINE_RUN_TAG: pipeline_run, **tags}
+    )
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
