@@ -4,6 +4,7 @@ a refused answer leaves nothing behind, and the context extension derives the ri
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -449,3 +450,84 @@ def test_every_level_choice_has_a_help_text_that_says_what_it_adds() -> None:
     labels = list(config["maturity_level"]["choices"])
     assert [label.split(" - ")[0] for label in labels] == ["1", "2", "3", "4"]
     assert all(len(label.split(" - ", 1)[1]) > 20 for label in labels)
+
+
+# --- the destination folder (extensions/destination.py) ----------------------------------------
+
+
+def copy_cli(template: Path, dst: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = [f"--data={key}={value}" for key, value in BASE_ANSWERS.items()]
+    return run(
+        [tool("copier"), "copy", "--trust", "--defaults", *args, *extra, template, dst],
+        dst.parent,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("clash", ["README.md", "pyproject.toml", "src", ".copier-answers.yml"])
+def test_copy_over_files_the_template_writes_is_refused_before_anything_is_written(
+    copier_template: Path, tmp_path: Path, clash: str
+) -> None:
+    dst = tmp_path / "existing"
+    (dst / ".git").mkdir(parents=True)  # a `git init`ed folder counts as empty
+    target = dst / clash
+    if clash == "src":
+        (target / "team_code").mkdir(parents=True)
+        (target / "team_code" / "model.py").write_text("TEAM = 1\n")
+    else:
+        target.write_text("team: own file\n")
+    before = sorted(p.relative_to(dst) for p in dst.rglob("*"))
+
+    proc = copy_cli(copier_template, dst)
+
+    assert proc.returncode == 1
+    message = proc.stderr.strip()
+    assert message == (
+        f"{dst} is not empty: it already holds {clash}, which the template writes. "
+        "Copy into a new or empty folder, or pass --overwrite to write the template's files "
+        "over them (team-owned files that exist are kept)."
+    )
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert sorted(p.relative_to(dst) for p in dst.rglob("*")) == before
+
+
+def test_copy_with_overwrite_writes_platform_files_and_keeps_team_files(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "existing"
+    dst.mkdir()
+    (dst / "README.md").write_text("the team's own file\n")  # team-owned: kept
+    (dst / "Makefile").write_text("all:\n")  # platform-owned: the template's
+    proc = copy_cli(copier_template, dst, "--overwrite", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (dst / "README.md").read_text() == "the team's own file\n"
+    assert "setup:" in (dst / "Makefile").read_text()
+
+
+def test_copy_beside_unrelated_files_warns_and_keeps_them(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "existing"
+    dst.mkdir()
+    (dst / "LICENSE").write_text("our licence\n")
+    (dst / "notes").mkdir()
+    proc = copy_cli(copier_template, dst)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        f"Warning: {dst} already holds LICENSE, notes; the template adds its files beside them."
+    ]
+    assert (dst / "LICENSE").read_text() == "our licence\n"
+    assert (dst / "Makefile").is_file()
+
+
+def test_copy_into_a_fresh_git_repository_says_nothing_about_it(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "fresh"
+    dst.mkdir()
+    run(["git", "init", "-q"], dst)
+    proc = copy_cli(copier_template, dst)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning:" not in proc.stderr
+    assert (dst / "Makefile").is_file()

@@ -6,6 +6,8 @@ repositories (a copy of the template's paths, committed and tagged) and call cop
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,19 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
-from helpers import PACKAGE, git, git_commit_all, init_repo, make_template_repo, render
+from helpers import (
+    PACKAGE,
+    TOOLS_BIN,
+    copier_config,
+    git,
+    git_commit_all,
+    init_repo,
+    make_template_repo,
+    project_files,
+    render,
+    run,
+    tool,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -198,6 +212,53 @@ def test_update_reports_a_real_conflict(template_repo: Path, project: Path, conf
         ]
 
 
+def update_cli(project: Path, *args: str) -> str:
+    """`copier update` as a person runs it; returns what it printed on stderr."""
+    command = [tool("copier"), "update", "--trust", "--defaults", *args]
+    return run(command, project).stderr
+
+
+@pytest.mark.parametrize("conflict", ["inline", "rej"])
+def test_update_says_where_it_left_conflicts(
+    template_repo: Path, project: Path, conflict: str
+) -> None:
+    """copier exits 0 and names no conflict itself: the template's closing message does."""
+    team_edits(project)
+
+    def release_changing_the_same_line(template: Path) -> None:
+        platform_release(template)
+        set_line(template / CONFIG, "max_epochs", "max_epochs: 20")
+
+    release(template_repo, "2.0.0", release_changing_the_same_line)
+
+    stderr = update_cli(project, "--vcs-ref=2.0.0", f"--conflict={conflict}")
+
+    if conflict == "inline":
+        expected = [
+            "Update finished with conflicts in 1 file(s):",
+            f"  {CONFIG}",
+            "Resolve the `<<<<<<< before updating` blocks, `git add` each file, then commit. "
+            "List them again with `git diff --name-only --diff-filter=U`.",
+        ]
+    else:
+        expected = [
+            "Update left 1 rejected change(s) to apply by hand:",
+            f"  {CONFIG}.rej",
+            "Apply what you want of each .rej file, delete it, then commit.",
+        ]
+    assert stderr.strip().splitlines()[-3:] == expected
+
+
+def test_update_without_conflicts_says_so(template_repo: Path, project: Path) -> None:
+    team_edits(project)
+    release(template_repo, "2.0.0", platform_release)
+    stderr = update_cli(project, "--vcs-ref=2.0.0")
+    assert stderr.strip().splitlines()[-1] == (
+        "Update finished without conflicts. Review it with `git diff`, then commit."
+    )
+    assert_no_conflict_left(project)
+
+
 def test_reanswering_a_question_at_the_same_version(template_repo: Path, project: Path) -> None:
     edited = team_edits(project)
 
@@ -220,16 +281,115 @@ def test_update_to_the_same_version_changes_nothing(template_repo: Path, project
     assert git(project, "status", "--porcelain") == ""
 
 
-def test_deleted_team_file_stays_deleted_on_update(template_repo: Path, project: Path) -> None:
-    """docs/ownership.md promises: a team-owned file the team deleted is not brought back."""
-    (project / NETWORK).unlink()
-    git_commit_all(project, "Team: drop the starter network")
-    release(template_repo, "2.0.0", platform_release)
+def generated_team_files(project: Path) -> dict[str, list[str]]:
+    """Each team-owned pattern of copier.yml with the generated files it matches."""
+    files = project_files(project)
+    return {
+        pattern: [path for path in files if fnmatch.fnmatchcase(path, pattern)]
+        for pattern in (
+            raw.replace("{{ package_name }}", PACKAGE) for raw in copier_config()["_skip_if_exists"]
+        )
+    }
 
+
+NEW_STARTER = "configs/experiment/added_in_2.yaml"  # a team-owned starter new in template 2.0.0
+
+
+def test_deleted_team_files_stay_deleted_on_every_update(
+    template_repo: Path, project: Path
+) -> None:
+    """docs/ownership.md promises: a team-owned file the team deleted is not brought back, by
+    this update or the next; a team-owned starter that is new in the template still arrives."""
+    owned = generated_team_files(project)
+    # configs/local/ holds personal, git-ignored files: the template generates none there
+    assert [pattern for pattern, files in owned.items() if not files] == ["configs/local/*.yaml"]
+    deleted = sorted(path for files in owned.values() for path in files)
+    for path in deleted:
+        (project / path).unlink()
+    git_commit_all(project, "Team: drop every team-owned starter")
+
+    def release_with_a_new_starter(template: Path) -> None:
+        platform_release(template)
+        (template / NEW_STARTER).write_text("# @package _global_\ntrainer:\n  max_epochs: 3\n")
+
+    release(template_repo, "2.0.0", release_with_a_new_starter)
     update(project, "2.0.0")
 
-    assert not (project / NETWORK).exists(), "an update resurrected a file the team deleted"
+    assert [path for path in deleted if (project / path).exists()] == []
+    assert (project / NEW_STARTER).is_file()
+    assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()
+    assert_no_conflict_left(project)
+    git_commit_all(project, "Update to 2.0.0")
+
+    release(
+        template_repo,
+        "3.0.0",
+        lambda t: (t / "Makefile.jinja").write_text(
+            (t / "Makefile.jinja").read_text() + "\n# template 3.0.0\n"
+        ),
+    )
+    update(project, "3.0.0")
+
+    assert [path for path in deleted if (project / path).exists()] == []
+    assert "# template 3.0.0" in (project / "Makefile").read_text()
+    assert answers_of(project)["_commit"] == "3.0.0"
+
+
+NEW_PACKAGE = "churn_model"
+
+
+def test_changing_the_package_name_in_an_update_is_refused_and_changes_nothing(
+    template_repo: Path, project: Path
+) -> None:
+    team_edits(project)
+    release(template_repo, "2.0.0", platform_release)
+    rename = f"--data=package_name={NEW_PACKAGE}"
+    command = [tool("copier"), "update", "--trust", "--defaults", "--vcs-ref=2.0.0", rename]
+    proc = run(command, project, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"package_name cannot change from '{PACKAGE}' to '{NEW_PACKAGE}' in an update: the "
+        f"template would write src/{NEW_PACKAGE}/ and leave src/{PACKAGE}/, with your code, "
+        "behind. Rename the package in the project first, then update (see docs/ownership.md, "
+        "'Renaming the package')."
+    )
+    assert "Traceback" not in proc.stderr
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+    assert answers_of(project)["package_name"] == PACKAGE
+
+
+def bash_block_after(markdown: str, heading: str) -> str:
+    section = markdown.split(f"## {heading}\n", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    assert block, f"no bash block under {heading!r}"
+    return block.group(1)
+
+
+def test_the_documented_package_rename_keeps_the_team_code_through_an_update(
+    template_repo: Path, project: Path
+) -> None:
+    """docs/ownership.md's recipe, run as written: the package moves with the team's edits and
+    modules, and the next update merges into the new place without conflicts."""
+    edited = team_edits(project)
+    release(template_repo, "2.0.0", platform_release)
+    recipe = bash_block_after((project / "docs/ownership.md").read_text(), "Renaming the package")
+    recipe = recipe.replace("new=your_new_name", f"new={NEW_PACKAGE}")
+    env = {**os.environ, "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}"}
+
+    run(["bash", "-euo", "pipefail", "-c", recipe], project, env=env)
+
+    assert answers_of(project)["package_name"] == NEW_PACKAGE
     assert answers_of(project)["_commit"] == "2.0.0"
+    assert not (project / "src" / PACKAGE).exists()
+    moved = {path: path.replace(PACKAGE, NEW_PACKAGE) for path in edited}
+    assert (project / moved[USER_FILE]).read_text() == USER_FILE_TEXT
+    assert (project / moved[NETWORK]).read_text() == edited[NETWORK]
+    assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()
+    assert f"PACKAGE := {NEW_PACKAGE}" in (project / "Makefile").read_text()
+    assert USER_MAX_EPOCHS in (project / CONFIG).read_text()
+    assert_no_conflict_left(project)
+    leftovers = run(["git", "grep", "-lF", PACKAGE], project, check=False)
+    assert leftovers.stdout == ""
 
 
 def test_level_up_to_an_unavailable_level_is_refused_and_changes_nothing(
