@@ -21,6 +21,14 @@ IMPLEMENTED_LEVELS = frozenset({1, 2})
 PREVIEW_LEVELS: frozenset[int] = frozenset()
 PREVIEW_ENV = "MLOPS_GOLDEN_PATH_PREVIEW"
 
+# What each level is about, as the generated docs name it.
+LEVEL_TITLES = {
+    1: "experiment tracking",
+    2: "pipeline automation",
+    3: "serving and monitoring",
+    4: "automated lifecycle",
+}
+
 # The lowest maturity level at which each component is generated.
 COMPONENT_LEVELS = {
     "tracking": 1,  # Hydra configs, Lightning training, MLflow tracking, CI
@@ -112,6 +120,14 @@ def available_levels() -> frozenset[int]:
     return IMPLEMENTED_LEVELS
 
 
+def level_problem(value: Any) -> str:
+    """A level answer must be a whole number (`2.0` or `true` pass copier's choice check)."""
+    if type(value) is int:
+        return ""
+    offered = ", ".join(map(str, sorted(available_levels())))
+    return f"{value!r} is not a level: answer one of {offered}."
+
+
 def level_unavailable(level: int) -> str:
     available = available_levels()
     if level in available:
@@ -127,7 +143,7 @@ class GoldenPathContext(ContextHook):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        environment.filters["level_unavailable"] = level_unavailable
+        environment.filters.update(level_unavailable=level_unavailable, level_problem=level_problem)
 
     def hook(self, context: dict[str, Any]) -> None:
         level = as_level(context.get("maturity_level", 1))
@@ -137,7 +153,7 @@ class GoldenPathContext(ContextHook):
             str(context.get("model_family", "tabular")),
             str(context.get("orchestrator", "local")),
         )
-        context["gp"] = {"level": level, **flags}
+        context["gp"] = {"level": level, "level_title": LEVEL_TITLES.get(level, ""), **flags}
         context["gp_excluded"] = "\n".join(excluded_paths(flags, package))
         root = context["_copier_conf"]["src_path"]
         context["gp_team_owned"] = [

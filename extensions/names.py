@@ -7,8 +7,12 @@ a person understands for a bad one, which is what copier validators expect.
 from __future__ import annotations
 
 import keyword
+import pkgutil
 import re
 import sys
+import sysconfig
+from functools import cache
+from pathlib import Path
 
 from jinja2 import Environment
 from jinja2.ext import Extension
@@ -17,49 +21,28 @@ SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 
-# Import names of what a generated project installs (all levels): a package with
-# one of these names would shadow the real one on sys.path.
-DEPENDENCY_MODULES = frozenset(
-    {
-        "lightning",
-        "pytorch_lightning",
-        "torch",
-        "torchmetrics",
-        "hydra",
-        "omegaconf",
-        "mlflow",
-        "numpy",
-        "pandas",
-        "sklearn",
-        "scipy",
-        "matplotlib",
-        "rich",
-        "yaml",
-        "pytest",
-        "mypy",
-        "ipykernel",
-        "nbclient",
-        "nbformat",
-        "pre_commit",
-        "ruff",
-        "pandera",
-        "optuna",
-        "kfp",
-        "airflow",
-        "fastapi",
-        "uvicorn",
-        "pydantic",
-        "prometheus_client",
-        "feast",
-        "vllm",
-        "transformers",
-        "evidently",
-        "requests",
-        "src",
-        "tests",
-        "configs",
-    }
+MAX_NAME_LENGTH = 64  # a readable import name; longer ones end in the OS's file name limit
+
+# Import names a package must not take: everything the generated project installs (the file
+# beside this one), what later levels add, and the project's own top-level folders.
+INSTALLED_MODULES = frozenset(
+    line.strip()
+    for line in Path(__file__).with_name("installed_modules.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
 )
+LATER_LEVEL_MODULES = frozenset(
+    {"airflow", "evidently", "feast", "prometheus_client", "transformers", "vllm"}
+)
+PROJECT_FOLDERS = frozenset({"src", "tests", "configs", "notebooks", "docs"})
+
+
+@cache
+def stdlib_modules() -> frozenset[str]:
+    """`sys.stdlib_module_names` misses modules the standard library ships (`test`,
+    `xxlimited`): add what its folders hold."""
+    stdlib = Path(sysconfig.get_path("stdlib"))  # the base interpreter's, also in a venv
+    folders = [str(stdlib), str(stdlib / "lib-dynload")]
+    return frozenset(sys.stdlib_module_names) | {m.name for m in pkgutil.iter_modules(folders)}
 
 
 def slugify(value: str) -> str:
@@ -67,7 +50,15 @@ def slugify(value: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
 
 
+def too_long(value: str, what: str) -> str:
+    if len(value) <= MAX_NAME_LENGTH:
+        return ""
+    return f"The {what} is {len(value)} characters long; keep it to {MAX_NAME_LENGTH} at most."
+
+
 def slug_problem(value: str) -> str:
+    if problem := too_long(value, "project slug"):
+        return problem
     if SLUG.match(value):
         return ""
     return (
@@ -77,6 +68,8 @@ def slug_problem(value: str) -> str:
 
 
 def package_name_problem(value: str) -> str:
+    if problem := too_long(value, "package name"):
+        return problem
     if not PACKAGE.match(value):
         return (
             f"'{value}' is not a valid package name: use lowercase letters, digits and "
@@ -84,16 +77,18 @@ def package_name_problem(value: str) -> str:
         )
     if keyword.iskeyword(value) or keyword.issoftkeyword(value):
         return f"'{value}' is a Python keyword and cannot be a package name."
-    if value in sys.stdlib_module_names:
+    if value in stdlib_modules():
         return (
             f"'{value}' would shadow the standard library module of the same name; "
             "pick a more specific name."
         )
-    if value in DEPENDENCY_MODULES:
+    if value in INSTALLED_MODULES | LATER_LEVEL_MODULES:
         return (
             f"'{value}' would shadow the '{value}' module the project depends on; "
             "pick a more specific name."
         )
+    if value in PROJECT_FOLDERS:
+        return f"'{value}' is a folder of the project itself; pick a more specific name."
     return ""
 
 

@@ -234,3 +234,15 @@ def python_in(venv: Path, *args: str | Path, cwd: Path, timeout: float = 300) ->
     """Run a script with the prepared environment's python; return its JSON output."""
     proc = run([venv / "bin" / "python", *args], cwd, env=env_for(venv), timeout=timeout)
     return json.loads(proc.stdout)
+
+
+PROBE = Path(__file__).with_name("mlflow_probe.py")
+
+
+def assert_validator_refuses_installed_modules(project: Path, venv: Path) -> None:
+    """Every top-level module of `venv` is a package name the template refuses; a miss names
+    the lines to add to extensions/installed_modules.txt."""
+    names = load_extension("names")
+    modules = python_in(venv, PROBE, "modules", cwd=project)
+    accepted = [module for module in modules if names.package_name_problem(module) == ""]
+    assert accepted == [], f"add to extensions/installed_modules.txt: {' '.join(accepted)}"

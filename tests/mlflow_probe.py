@@ -2,7 +2,7 @@
 
     python mlflow_probe.py store TRACKING_URI             what the store holds, as JSON
     python mlflow_probe.py load MODEL_URI [--block M,...]  load the model, predict its input example
-    python mlflow_probe.py imports DIST...                the top-level modules of distributions
+    python mlflow_probe.py modules                        top-level modules a package could shadow
     python mlflow_probe.py registry TRACKING_URI          registered models, versions, aliases, tags
     python mlflow_probe.py weights MODEL_URI ARTIFACT     parameter shapes of an exported program
 
@@ -147,16 +147,13 @@ def weights(model_uri: str, artifact: str) -> dict[str, list[int]]:
     return {name: list(tensor.shape) for name, tensor in sorted(state.items())}
 
 
-def normalize(dist: str) -> str:
-    return re.sub(r"[-_.]+", "-", dist).lower()
-
-
-def imports(distributions: list[str]) -> dict[str, list[str]]:
-    modules: dict[str, set[str]] = {}
-    for module, dists in importlib.metadata.packages_distributions().items():
-        for dist in dists:
-            modules.setdefault(normalize(dist), set()).add(module)
-    return {dist: sorted(modules.get(normalize(dist), set())) for dist in distributions}
+def modules() -> list[str]:
+    """Top-level modules of every installed distribution that a valid package name could be."""
+    return sorted(
+        name
+        for name in importlib.metadata.packages_distributions()
+        if re.fullmatch(r"[a-z][a-z0-9_]*", name)
+    )
 
 
 def main() -> None:
@@ -170,8 +167,8 @@ def main() -> None:
         result: Any = store(args[0])
     elif mode == "load":
         result = load(args[0])
-    elif mode == "imports":
-        result = imports(args)
+    elif mode == "modules":
+        result = modules()
     elif mode == "registry":
         result = registry(args[0])
     elif mode == "weights":

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from helpers import (
     PACKAGE,
+    PROBE,
+    assert_validator_refuses_installed_modules,
     env_for,
     git_commit_all,
     init_repo,
@@ -27,7 +29,6 @@ from helpers import (
 
 pytestmark = pytest.mark.slow
 
-PROBE = Path(__file__).with_name("mlflow_probe.py")
 STEPS = ["ingest", "validate", "train", "evaluate", "register"]
 AIRFLOW = "apache-airflow==3.3.2"
 PYTEST = "pytest==9.2.0"
@@ -56,6 +57,11 @@ def venv(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
 
 def test_make_lint(project: Path, venv: Path) -> None:
     make(project, venv, "lint", timeout=600)
+
+
+def test_package_name_validator_knows_every_installed_module(project: Path, venv: Path) -> None:
+    """Level 2 with Kubeflow installs the most: kfp, optuna, pandera and what they pull in."""
+    assert_validator_refuses_installed_modules(project, venv)
 
 
 def test_make_test(project: Path, venv: Path) -> None:

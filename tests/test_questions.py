@@ -128,13 +128,22 @@ def test_good_package_name_is_accepted(copier_template: Path, tmp_path: Path, pa
         ("logging", "would shadow the standard library module"),
         ("typing", "would shadow the standard library module"),
         ("random", "would shadow the standard library module"),
-        # what the generated project imports
+        # shipped by the standard library, though not in sys.stdlib_module_names
+        ("test", "would shadow the standard library module"),
+        ("xxlimited", "would shadow the standard library module"),
+        # what the generated project installs, directly or through its dependencies
         ("torch", "would shadow the 'torch' module the project depends on"),
         ("mlflow", "would shadow the 'mlflow' module the project depends on"),
         ("lightning", "would shadow the 'lightning' module the project depends on"),
         ("hydra", "would shadow the 'hydra' module the project depends on"),
         ("torchmetrics", "would shadow the 'torchmetrics' module"),
         ("sklearn", "would shadow the 'sklearn' module"),
+        ("flask", "would shadow the 'flask' module"),  # through mlflow
+        ("sqlalchemy", "would shadow the 'sqlalchemy' module"),  # through mlflow, optuna
+        ("google", "would shadow the 'google' module"),  # protobuf's namespace
+        ("pandera", "would shadow the 'pandera' module"),
+        # and the project's own folders
+        ("tests", "is a folder of the project itself"),
     ],
 )
 def test_bad_package_name_is_refused(
@@ -145,6 +154,22 @@ def test_bad_package_name_is_refused(
         tmp_path / "p",
         rf"package_name.*'{re.escape(package)}' {message}",
         package_name=package,
+    )
+
+
+def test_over_long_names_get_a_length_message(copier_template: Path, tmp_path: Path) -> None:
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        r"package_name.*The package name is 300 characters long; keep it to 64 at most\.",
+        package_name="a" * 300,
+    )
+    assert_refused(
+        copier_template,
+        tmp_path / "q",
+        r"project_slug.*The project slug is 65 characters long; keep it to 64 at most\.",
+        project_slug="a" * 65,
+        package_name="churn",
     )
 
 
@@ -221,9 +246,27 @@ def test_level_out_of_range_is_refused(copier_template: Path, tmp_path: Path, le
     )
 
 
+@pytest.mark.parametrize("level", [1.0, True])
+def test_level_that_is_not_a_whole_number_is_refused(
+    copier_template: Path, tmp_path: Path, level: Any
+) -> None:
+    """`maturity_level: yaml` parses `-d maturity_level=1.0` to 1.0, which equals the choice 1."""
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        rf"maturity_level.*{re.escape(repr(level))} is not a level: answer one of 1, 2\.",
+        maturity_level=level,
+    )
+
+
 def test_level_that_is_not_a_number_is_refused(copier_template: Path, tmp_path: Path) -> None:
-    # copier's own type cast refuses it (its message names the value, not the question)
-    assert_refused(copier_template, tmp_path / "p", r"'three'", maturity_level="three")
+    # copier's own choice check: it names the question and the levels on offer
+    assert_refused(
+        copier_template,
+        tmp_path / "p",
+        r"Invalid choice for 'maturity_level': 'three' is not in \[1, 2\]",
+        maturity_level="three",
+    )
 
 
 @pytest.mark.parametrize(
@@ -260,6 +303,7 @@ def test_refused_answer_leaves_an_existing_destination_empty(
     ("data", "message"),
     [
         (["maturity_level=3"], "Level 3 is not available in this template version yet"),
+        (["maturity_level=x"], "Invalid choice for 'maturity_level': 'x' is not in [1, 2]"),
         (["package_name=mlflow"], "would shadow the 'mlflow' module the project depends on"),
         (["model_family=llm"], "Invalid choice for 'model_family'"),
     ],

@@ -14,7 +14,6 @@ import hashlib
 import re
 import shutil
 import sqlite3
-import tomllib
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -24,10 +23,11 @@ import pytest
 import yaml
 from helpers import (
     PACKAGE,
+    PROBE,
     PYTHON,
+    assert_validator_refuses_installed_modules,
     git,
     init_repo,
-    load_extension,
     make,
     prepare_env,
     python_in,
@@ -35,8 +35,6 @@ from helpers import (
 )
 
 pytestmark = pytest.mark.slow
-
-PROBE = Path(__file__).with_name("mlflow_probe.py")
 
 
 @pytest.fixture(scope="session")
@@ -96,24 +94,11 @@ def test_environment_has_the_cpu_torch_and_the_project(project: Path, prepared_e
     assert Path(info["prefix"]) == prepared_env
 
 
-def test_package_name_validator_knows_every_dependency(project: Path, prepared_env: Path) -> None:
-    """The validator refuses the import name of every direct dependency of the generated project."""
-    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
-    requirements = pyproject["project"]["dependencies"] + [
-        item for item in pyproject["dependency-groups"]["dev"] if isinstance(item, str)
-    ]
-    distributions = [re.split(r"[<>=!~ \[;]", req, maxsplit=1)[0] for req in requirements]
-    modules = python_in(prepared_env, PROBE, "imports", *distributions, cwd=project)
-    names = load_extension("names")
-    shadowing = {}
-    for dist, found in modules.items():
-        assert found, f"no importable module found for {dist}"
-        canonical = dist.lower().replace("-", "_")
-        primary = [canonical] if canonical in found else found
-        for module in primary:
-            if not module.startswith("_") and names.package_name_problem(module) == "":
-                shadowing[module] = dist
-    assert shadowing == {}, "package names that shadow a dependency but are accepted"
+def test_package_name_validator_knows_every_installed_module(
+    project: Path, prepared_env: Path
+) -> None:
+    """A package named like any module the environment installs would shadow it: refused."""
+    assert_validator_refuses_installed_modules(project, prepared_env)
 
 
 # --- make lint / test / train -----------------------------------------------------------------

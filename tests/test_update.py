@@ -392,6 +392,35 @@ def test_the_documented_package_rename_keeps_the_team_code_through_an_update(
     assert leftovers.stdout == ""
 
 
+LEVEL_STATEMENT = re.compile(r"\bLevel [1-4]\b")
+
+
+def files_stating_a_level(project: Path) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in project_files(project):
+        try:
+            text = (project / path).read_text()
+        except UnicodeDecodeError:
+            continue
+        if levels := set(LEVEL_STATEMENT.findall(text)):
+            found[path] = levels
+    return found
+
+
+def test_after_a_level_up_nothing_states_the_old_level(template_repo: Path, project: Path) -> None:
+    """Level statements live only in platform-owned files, which the level-up rewrites."""
+    team_owned = [path for files in generated_team_files(project).values() for path in files]
+    before = files_stating_a_level(project)
+    assert before.get("docs/golden-path.md") == {"Level 1"}
+    assert not set(before) & set(team_owned), "a team-owned file states the level"
+
+    update(project, "1.0.0", maturity_level=2)
+
+    after = files_stating_a_level(project)
+    assert [path for path, levels in after.items() if "Level 1" in levels] == []
+    assert "Level 2, pipeline automation" in (project / "docs/golden-path.md").read_text()
+
+
 def test_level_up_to_an_unavailable_level_is_refused_and_changes_nothing(
     template_repo: Path, project: Path
 ) -> None:
