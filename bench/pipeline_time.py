@@ -1,8 +1,9 @@
-"""Benchmark: the Level 2 local pipeline (cold and fully cached) and a level-up `copier update`.
+"""Benchmark: the Level 2 local pipeline (cold and re-run) and a level-up `copier update`.
 
 Pipeline: renders a Level 2 project, installs it with its dev and pipeline groups into a venv
 (torch's CPU build from local disk), commits it, then times `make pipeline RUN=` cold (no data/,
-logs/, mlflow.db, mlartifacts/) and immediately again, when every step hits the cache; `make train`
+logs/, mlflow.db, mlartifacts/) and immediately again, when ingest calls the team's generator
+again (no `data.source`, so it is never cached) and every step after it hits the cache; `make train`
 alone, what a team without the pipeline runs; and the imports of `python -m <package>.pipeline run`,
 the fixed start-up cost inside both.
 
@@ -33,6 +34,9 @@ from train_time import commit, package_of, slowest_imports, time_runs
 # What a pipeline run writes (configs/paths/default.yaml); deleted for a cold run.
 RUN_STATE = ("data", "logs", "mlflow.db", "mlartifacts")
 STEPS = ("ingest", "validate", "train", "evaluate", "register")
+# What a re-run with unchanged data takes from the cache: every step after ingest, which reads
+# `generate_dataset` (no `data.source` by default) and therefore runs every time.
+CACHED_ON_RERUN = STEPS[1:]
 
 
 def clean_state(project: Path) -> None:
@@ -69,16 +73,19 @@ def pipeline(project: Path, env: Path, runs: int, import_runs: int) -> dict[str,
     package = package_of(project)
     python = str(env / "bin" / "python")
 
-    cold, cached, cached_counts = [], [], []
+    cold: list[float] = []
+    cached: list[float] = []
+    cached_lists: list[list[str]] = []
     for _ in range(runs):
         clean_state(project)
         seconds, output = timed_pipeline(project, env)
         cold.append(seconds)
         seconds, output = timed_pipeline(project, env)
         cached.append(seconds)
-        cached_counts.append(len(cached_steps(output)))
-    if any(count != len(STEPS) for count in cached_counts):
-        raise RuntimeError(f"a re-run did not hit the cache for every step: {cached_counts}")
+        cached_lists.append(cached_steps(output))
+    if any(steps != list(CACHED_ON_RERUN) for steps in cached_lists):
+        raise RuntimeError(f"a re-run did not hit the cache after ingest: {cached_lists}")
+    cached_counts = [len(steps) for steps in cached_lists]
     command = f"cd {project} && PATH={env}/bin:$PATH make pipeline RUN="
     results["cold"] = {
         "command": command,

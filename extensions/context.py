@@ -47,7 +47,6 @@ OWNED_PATHS: dict[str, tuple[str, ...]] = {
         "src/{package}/pipeline",
         "src/{package}/registry",
         "src/{package}/tuning",
-        "src/{package}/data/schema.py",
         "configs/pipeline.yaml",
         "configs/hparams_search",
         ".github/workflows/train.yml",

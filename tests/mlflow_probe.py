@@ -70,6 +70,7 @@ def store(uri: str) -> dict[str, Any]:
                 "id": run_id,
                 "experiment_id": run.info.experiment_id,
                 "status": run.info.status,
+                "start_time": run.info.start_time,
                 "artifact_uri": run.info.artifact_uri,
                 "params": run.data.params,
                 "tags": run.data.tags,

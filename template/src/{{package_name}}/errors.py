@@ -1,13 +1,56 @@
 """Mistakes a person fixes (a config value, a data file, an unreachable server).
 
 The project's commands print such an error as one line and exit non-zero; anything else is
-a bug and keeps its traceback.
+a bug and keeps its traceback. `HYDRA_FULL_ERROR=1` (Hydra's own switch) shows the traceback
+of a mistake too, for example `HYDRA_FULL_ERROR=1 make train ARGS="trainer.max_epochs=-1"`.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hydra.errors import ConfigCompositionException, OverrideParseException
+
+FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
+# What Hydra raises for a bad command line or config group: an override it cannot parse or
+# apply, an option that does not exist.
+HYDRA_USAGE_ERRORS = (ConfigCompositionException, OverrideParseException)
 
 
 class ProjectError(Exception):
     """An error in what the user gave the project; its message says what and how to fix it."""
 
     exit_code = 2
+
+
+def one_line(error: BaseException) -> str:
+    """The message of a mistake on one line (Hydra's messages span several)."""
+    text = str(error)
+    if isinstance(error, OverrideParseException):
+        reason, _, see = error.message.partition("\nSee ")
+        text = f"cannot parse override {error.override!r}: {reason}"
+        text += f" (see {see.removesuffix(' for details')})" if see else ""
+    text = text.split("\nConfig search path:")[0]  # Hydra's folders, after the options
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # Where a line break alone ends a phrase, a semicolon keeps the phrases apart.
+    joined = [line if line.endswith((".", ":", ";", "?", "!")) else f"{line};" for line in lines]
+    return " ".join([*joined[:-1], *lines[-1:]])
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Wraps a command: a mistake becomes `error: <message>` on stderr and exit status 2.
+
+    Every entry point (training, pipeline, search) runs inside it, so the same mistake reads
+    the same everywhere. With HYDRA_FULL_ERROR=1 the error propagates with its traceback.
+    """
+    try:
+        yield
+    except (ProjectError, *HYDRA_USAGE_ERRORS) as error:
+        if os.environ.get(FULL_ERROR_ENV) == "1":
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        raise SystemExit(getattr(error, "exit_code", ProjectError.exit_code)) from None

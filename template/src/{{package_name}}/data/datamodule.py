@@ -1,4 +1,5 @@
-"""The LightningDataModule: raw file, fingerprint, seeded splits, preprocessing, loaders."""
+"""The LightningDataModule: raw file, fingerprint, validation, seeded splits, preprocessing,
+loaders."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, TensorDataset
 
-from .dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET, generate_dataset
+from .dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET
 from .preprocessing import Preprocessor
+from .raw import read_table, require_file, write_table
+from .schema import DataValidationError, Splits, validation_report
 
 
 def split_frame(
@@ -21,17 +24,19 @@ def split_frame(
 ) -> dict[str, pd.DataFrame]:
     """Shuffle rows with `seed` and cut them into disjoint train/val/test frames."""
     order = np.random.default_rng(seed).permutation(len(frame))
-    n_test = round(len(frame) * test_fraction)
-    n_val = round(len(frame) * val_fraction)
-    parts = np.split(order, [n_test, n_test + n_val])
+    sizes = Splits(val_fraction, test_fraction).sizes(len(frame))
+    parts = np.split(order, [sizes["test"], sizes["test"] + sizes["val"]])
     return dict(zip(("test", "val", "train"), (frame.iloc[p] for p in parts), strict=True))
 
 
 class TabularDataModule(LightningDataModule):
-    """Serves the table that `dataset.generate_dataset` defines as preprocessed tensors.
+    """Serves the raw table as preprocessed tensors, after checking it against the schema.
 
-    The raw CSV is written once (`prepare_data`) and then only read, so every run of a
-    project trains on the same bytes; `fingerprint` identifies them in the tracking store.
+    The table is the file `source` when set (the team's CSV or Parquet file, read as it is
+    now); else what `dataset.generate_dataset` returns, written once to `raw_path`
+    (`prepare_data`) and then only read, so every run trains on the same bytes until that file
+    is deleted. `fingerprint` identifies the bytes in the tracking store. A table that breaks
+    the schema, or has too few rows for the splits, raises `DataValidationError` in `setup`.
     """
 
     def __init__(
@@ -43,9 +48,11 @@ class TabularDataModule(LightningDataModule):
         test_fraction: float = 0.15,
         batch_size: int = 256,
         num_workers: int = 0,
+        source: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.raw_path = Path(raw_path)
+        self.source = Path(source) if source else None
         self.n_rows = n_rows
         self.seed = seed
         self.val_fraction = val_fraction
@@ -68,26 +75,33 @@ class TabularDataModule(LightningDataModule):
             raise RuntimeError("Call setup() first: preprocessing is fitted on the train split.")
         return self._preprocessor
 
+    @property
+    def data_path(self) -> Path:
+        """The file this module reads: `source` when set, else the written `raw_path`."""
+        return self.source or self.raw_path
+
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 of the raw file: which exact data a run saw."""
+        """sha256 of the data file: which exact data a run saw."""
         self.prepare_data()
-        with self.raw_path.open("rb") as raw:
+        with self.data_path.open("rb") as raw:
             return hashlib.file_digest(raw, "sha256").hexdigest()
 
     def prepare_data(self) -> None:
-        if self.raw_path.exists():
-            return
-        self.raw_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.raw_path.with_suffix(".partial")
-        generate_dataset(self.n_rows, self.seed).to_csv(partial, index=False)
-        partial.replace(self.raw_path)  # atomic: a crash never leaves a truncated raw file
+        if self.source is not None:
+            require_file(self.source)
+        elif not self.raw_path.exists():
+            write_table(self.raw_path, None, self.n_rows, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         self.prepare_data()
-        frame = pd.read_csv(self.raw_path)
+        frame = read_table(self.data_path)
+        # Before anything reads a column: bad data stops here with the report, not a KeyError.
+        report = validation_report(frame, Splits(self.val_fraction, self.test_fraction))
+        if not report["valid"]:
+            raise DataValidationError.from_report(self.data_path, report)
         self.frames = split_frame(frame, self.val_fraction, self.test_fraction, self.seed)
         self._preprocessor = Preprocessor.fit(
             self.frames["train"], NUMERIC_FEATURES, CATEGORICAL_FEATURES

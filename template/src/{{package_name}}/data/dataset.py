@@ -2,8 +2,10 @@
 
 Team-owned: `copier update` never touches this file. To train on your own data, keep the
 three names the platform code reads (`TARGET`, `NUMERIC_FEATURES`, `CATEGORICAL_FEATURES`)
-and make `generate_dataset` return your table (read it from your warehouse, a file, ...).
-The data module writes what it returns to `data/raw/` once and fingerprints that file.
+and either point `data.source` (configs/data/) at a CSV or Parquet file, or make
+`generate_dataset` return your table (read it from your warehouse, an API, ...). Training
+writes what it returns to `data/raw/` once and fingerprints that file; the pipeline, where
+the project has one, calls it on every run. Either way data/schema.py checks the table before training.
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
-"""The contract of the raw table: column types, value ranges, no nulls, allowed categories.
+"""The contract of the raw table: column types, value ranges, no nulls, allowed categories,
+and enough rows for the train/val/test splits.
 
 The columns come from `dataset.py` (team-owned), so a team that adds or renames a feature
 there gets it checked here without editing this file: numeric features must be numbers and
 categorical ones must hold a value of their vocabulary. `NUMERIC_BOUNDS` adds plausible
 ranges for the example's columns; a bound for a column the data set no longer has is ignored.
+A missing column fails; an extra one (an identifier such as customer_id) passes unchecked.
+
+Training (the data module) and the pipeline's validate step both check a table here and
+stop with the same report (`format_report`), raised as `DataValidationError`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from ..errors import ProjectError
 from .dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET
 
 
@@ -36,6 +42,58 @@ NUMERIC_BOUNDS: dict[str, Bounds] = {
     "num_products": Bounds(1, 100, integer=True),
 }
 TARGET_VALUES = (0, 1)
+# The name pandera gives failures that concern the whole table (a missing column, for example).
+TABLE = "raw_table"
+# Each split needs at least this many rows: an empty one fails deep inside training.
+MIN_SPLIT_ROWS = 1
+
+
+class DataValidationError(ProjectError, ValueError):
+    """The raw table breaks the schema; the message is the report (columns, rows, values)."""
+
+    @classmethod
+    def from_report(cls, source: object, report: Mapping[str, Any]) -> DataValidationError:
+        return cls(f"{source} breaks the data schema.\n{format_report(report)}")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The fractions of rows held out for validation and test (configs/data/: `val_fraction`,
+    `test_fraction`); the data module cuts the splits with `sizes`."""
+
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    def sizes(self, n_rows: int) -> dict[str, int]:
+        """Rows per split: test and val are rounded fractions, train is the rest."""
+        n_test = round(n_rows * self.test_fraction)
+        n_val = round(n_rows * self.val_fraction)
+        return {"train": n_rows - n_test - n_val, "val": n_val, "test": n_test}
+
+    def fits(self, n_rows: int) -> bool:
+        return all(size >= MIN_SPLIT_ROWS for size in self.sizes(n_rows).values())
+
+    def min_rows(self, limit: int = 100_000) -> int | None:
+        """The fewest rows that give every split `MIN_SPLIT_ROWS`; None when no table does."""
+        return next((n for n in range(1, limit) if self.fits(n)), None)
+
+    def problem(self, n_rows: int) -> str | None:
+        """Why a table of `n_rows` rows cannot be split, or None when it can."""
+        if self.fits(n_rows):
+            return None
+        what = "the table has no rows" if n_rows == 0 else f"{n_rows} rows are too few"
+        sizes = ", ".join(f"{name} {size}" for name, size in self.sizes(n_rows).items())
+        needed = self.min_rows()
+        advice = (
+            f"the table needs at least {needed} rows"
+            if needed is not None
+            else "no table is large enough: change the fractions"
+        )
+        return (
+            f"{what} for the splits: val_fraction {self.val_fraction} and test_fraction "
+            f"{self.test_fraction} give {sizes} rows; each split needs at least "
+            f"{MIN_SPLIT_ROWS}, so {advice}."
+        )
 
 
 def _numeric_checks(bounds: Bounds) -> list[pa.Check]:
@@ -61,7 +119,7 @@ def raw_schema() -> pa.DataFrameSchema:
     for name, vocabulary in CATEGORICAL_FEATURES.items():
         columns[name] = pa.Column(str, pa.Check.isin(vocabulary), nullable=False, coerce=True)
     columns[TARGET] = pa.Column(int, pa.Check.isin(TARGET_VALUES), nullable=False, coerce=True)
-    return pa.DataFrameSchema(columns, strict=False, name="raw_table")
+    return pa.DataFrameSchema(columns, strict=False, name=TABLE)
 
 
 def failure_cases(frame: pd.DataFrame) -> pd.DataFrame:
@@ -83,19 +141,42 @@ def failure_cases(frame: pd.DataFrame) -> pd.DataFrame:
     return cases.reset_index(drop=True)
 
 
-def validation_report(frame: pd.DataFrame, examples: int = 10) -> dict[str, Any]:
-    """A JSON-ready summary: per failing (column, check), how many rows and which ones."""
+def validation_report(
+    frame: pd.DataFrame, splits: Splits | None = None, examples: int = 10
+) -> dict[str, Any]:
+    """A JSON-ready summary: per failing (column, check), how many rows and which ones.
+
+    Failures of the whole table (missing columns, too few rows for `splits`) carry a
+    `message` instead of rows.
+    """
     cases = failure_cases(frame)
-    failures = []
+    failures: list[dict[str, Any]] = []
     for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
         rows = [int(row) for row in group["row"].dropna()]
+        values = [str(value) for value in group["failure_case"]]
+        failure: dict[str, Any] = {
+            "column": str(column),
+            "check": str(check),
+            "count": len(group),
+            "rows": rows[:examples],
+            "values": values[:examples],
+        }
+        if check == "column_in_dataframe":
+            failure["values"] = values
+            failure["message"] = (
+                f"missing columns: {', '.join(values)} (dataset.py declares them; "
+                "extra columns are fine)"
+            )
+        failures.append(failure)
+    if problem := (splits or Splits()).problem(len(frame)):
         failures.append(
             {
-                "column": str(column),
-                "check": str(check),
-                "count": len(group),
-                "rows": rows[:examples],
-                "values": [str(value) for value in group["failure_case"].head(examples)],
+                "column": TABLE,
+                "check": "enough_rows_for_splits",
+                "count": 1,
+                "rows": [],
+                "values": [str(len(frame))],
+                "message": problem,
             }
         )
     return {
@@ -110,8 +191,12 @@ def format_report(report: Mapping[str, Any]) -> str:
     """The report as lines a person reads in a terminal."""
     if report["valid"]:
         return f"{report['rows']} rows passed the schema."
-    lines = [f"{len(report['failures'])} failed checks in {report['rows']} rows:"]
+    count = len(report["failures"])
+    lines = [f"{count} failed check{'s' if count != 1 else ''} in {report['rows']} rows:"]
     for failure in report["failures"]:
+        if "message" in failure:
+            lines.append(f"  {failure['message']}")
+            continue
         where = f"rows {failure['rows']}" if failure["rows"] else "the table"
         more = " ..." if failure["count"] > len(failure["rows"]) else ""
         lines.append(

@@ -4,7 +4,9 @@ python -m <package>.pipeline run [OVERRIDE ...]
     Every step in order with the local runner (cache, resume, MLflow runs); `make pipeline`.
     Overrides are Hydra overrides of configs/pipeline.yaml, for example
     `model.net.hidden_dims=[32] trainer.max_epochs=5` or `pipeline.force=[ingest]`.
-    Exit status 1 when a step fails; run it again to resume from that step.
+    Exit status 1 when a step fails; run it again to resume from that step. Exit status 2,
+    before any step runs, for a bad override or config value or an unreachable tracking
+    server: one line on stderr (HYDRA_FULL_ERROR=1 shows the traceback).
 
 python -m <package>.pipeline step NAME [--input ARTIFACT=PATH ...]
         [--output ARTIFACT=PATH ...] [--pipeline-run ID] [OVERRIDE ...]
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..errors import reported_errors
 from .definition import PIPELINE
 
 CONFIG_NAME = "pipeline"
@@ -83,27 +86,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Imported here: `show` and `--help` need no training stack.
     from ..training.config import compose_config
-    from .local import StepFailedError, run_pipeline, run_single_step
+    from .settings import PipelineConfig
 
-    cfg = compose_config(overrides, config_name=CONFIG_NAME)
-    if args.command == "run":
+    with reported_errors():  # a bad override, value or server: one line, exit status 2
+        cfg = compose_config(overrides, config_name=CONFIG_NAME)
+        PipelineConfig.from_config(cfg)
+        # Imported once the config is known to be good: MLflow takes seconds to load.
+        from ..tracking.server import require_tracking_server
+        from .local import StepFailedError, resume_hint, run_pipeline, run_single_step
+
+        require_tracking_server(str(cfg.logger.tracking_uri))
+        if args.command == "run":
+            try:
+                run_pipeline(cfg, console)
+            except StepFailedError as error:
+                console.print(f"[red bold]Pipeline stopped: step {error.step!r} failed[/]")
+                console.print(str(error.__cause__ or error), markup=False, highlight=False)
+                console.print(resume_hint(cfg, error.step), markup=False, highlight=False)
+                return 1
+            return 0
         try:
-            run_pipeline(cfg, console)
-        except StepFailedError as error:
-            console.print(f"[red bold]Pipeline stopped: step {error.step!r} failed[/]")
-            console.print(str(error.__cause__ or error), markup=False, highlight=False)
-            console.print("Fix it and run again: the steps before it are cached.")
+            run_single_step(cfg, args.name, dict(args.input), dict(args.output), args.pipeline_run)
+        except Exception as error:  # the orchestrator shows the log: the step and its error
+            console.print(
+                f"[red bold]Step {args.name!r} failed:[/] {type(error).__name__}", highlight=False
+            )
+            console.print(str(error), markup=False, highlight=False)
             return 1
         return 0
-    try:
-        run_single_step(cfg, args.name, dict(args.input), dict(args.output), args.pipeline_run)
-    except Exception as error:  # the orchestrator shows the log: the step and its error
-        console.print(
-            f"[red bold]Step {args.name!r} failed:[/] {type(error).__name__}", highlight=False
-        )
-        console.print(str(error), markup=False, highlight=False)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

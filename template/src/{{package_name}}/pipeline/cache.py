@@ -1,4 +1,5 @@
-"""Cache keys of pipeline steps: what a step read (inputs, code, config) decides its outputs.
+"""Cache keys of pipeline steps: what a step read (inputs, code, config, data source) decides
+its outputs.
 
 The rule, in full. A step's key is the sha256 of:
 
@@ -9,11 +10,18 @@ The rule, in full. A step's key is the sha256 of:
   without importing anything), plus the modules of this package that its config names as
   Hydra `_target_`s (models/network.py, for example) and what those import in turn;
 - its config: the resolved values of the keys the step declares in `definition.py`
-  (`Step.config`), leaving out `paths.output_dir` (a new folder every run) and `pipeline.force`.
+  (`Step.config`), leaving out `paths.output_dir` (a new folder every run) and `pipeline.force`;
+- the content (sha256) of each data source it declares (`Step.sources`: config keys naming a
+  file from outside the pipeline, such as ingest's `data.source`).
 
-Not in the key: third-party libraries (pinned in pyproject.toml) and anything a step reads
-that is not a declared input, for example the data source behind `dataset.generate_dataset`
-or the tracking store's current champion. Force such a step with `pipeline.force=[ingest]`.
+A step with a declared source that is unset, or names no file, reads data that nothing here can
+fingerprint (ingest without `data.source` calls the team's `dataset.generate_dataset`, which may
+read a warehouse): it is never served from the cache and runs on every pipeline run. The steps
+after it key on the content it wrote, so they are served from the cache while that is unchanged.
+
+Not in the key: third-party libraries (pinned in pyproject.toml) and anything else a step reads
+that is neither a declared input nor a declared source, for example the tracking store's current
+champion. Force such a step with `pipeline.force=[register]` (or any step's name, or `[all]`).
 """
 
 from __future__ import annotations
@@ -131,6 +139,23 @@ def step_config(step: Step, cfg: DictConfig) -> dict[str, Any]:
     return resolved
 
 
+def source_digests(step: Step, cfg: DictConfig) -> dict[str, str | None]:
+    """The content of each data source the step declares; None where the key is unset or
+    names no file (what the step reads then has no fingerprint)."""
+    digests: dict[str, str | None] = {}
+    for key in step.sources:
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        path = Path(str(value)) if value else None
+        digests[key] = file_digest(path) if path is not None and path.is_file() else None
+    return digests
+
+
+def unfingerprinted(parts: Mapping[str, Any]) -> list[str]:
+    """The declared sources (config keys) of a key's parts that have no fingerprint: while
+    there is one, the step runs every time."""
+    return [key for key, digest in parts["sources"].items() if digest is None]
+
+
 def cache_key(step: Step, cfg: DictConfig, inputs: Mapping[str, Path]) -> dict[str, Any]:
     """The key and what went into it (kept in the cache entry's manifest)."""
     config = step_config(step, cfg)
@@ -144,6 +169,7 @@ def cache_key(step: Step, cfg: DictConfig, inputs: Mapping[str, Path]) -> dict[s
         "inputs": {name: file_digest(path) for name, path in sorted(inputs.items())},
         "code": code,
         "config": config,
+        "sources": source_digests(step, cfg),
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return {"key": hashlib.sha256(text.encode()).hexdigest(), **parts}

@@ -28,6 +28,11 @@ class Step:
     `config` names the config keys (dotted) that the step reads: the local runner's cache key
     hashes their resolved values, so a change elsewhere in the config does not re-run the
     step. None means the whole config.
+
+    `sources` names config keys that hold the path of a file from outside the pipeline that
+    the step reads (its data source): the cache key hashes the file's content. When such a key
+    is unset, the step reads something no file identifies, so the runner never serves it from
+    the cache (see cache.py).
     """
 
     name: str
@@ -36,6 +41,7 @@ class Step:
     outputs: tuple[str, ...]
     summary: str
     config: tuple[str, ...] | None = None
+    sources: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -125,6 +131,8 @@ PIPELINE = Pipeline(
             outputs=("raw_data",),
             summary="Materialise the raw table the pipeline trains on",
             config=("data",),
+            # Unset: the team's dataset.generate_dataset makes the table, on every run.
+            sources=("data.source",),
         ),
         Step(
             "validate",
@@ -132,7 +140,8 @@ PIPELINE = Pipeline(
             inputs=("raw_data",),
             outputs=("validated_data", "validation_report"),
             summary="Check the raw table against the data schema; stop on bad data",
-            config=(),  # the schema is code (data/schema.py)
+            # The schema is code (data/schema.py); the fractions decide the smallest table.
+            config=("data.val_fraction", "data.test_fraction"),
         ),
         Step(
             "train",

@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..tracking.git import git_tags
-from .cache import cache_key, file_digest
+from .cache import cache_key, file_digest, unfingerprinted
 from .definition import PIPELINE, Pipeline, Step
 from .tracking import (
     end_pipeline_run,
@@ -235,7 +235,10 @@ class LocalRunner:
         inputs = {name: artifacts[name] for name in step.inputs}
         key_parts = cache_key(step, cfg, inputs)
         key = key_parts["key"]
-        cached = None if {"all", step.name} & self.force else cached_outputs(cfg, step, key)
+        # A source without a fingerprint (the team's generator): a cached copy may be stale.
+        always = unfingerprinted(key_parts)
+        forced = {"all", step.name} & self.force
+        cached = None if forced or always else cached_outputs(cfg, step, key)
         tags = {"pipeline.step": step.name, "pipeline.cache_key": key}
         run_id = start_run(client, experiment, step.name, tags, parent_run_id=parent)
         started = time.perf_counter()
@@ -267,7 +270,18 @@ class LocalRunner:
                     {n: str(p) for n, p in cached.items()},
                 )
             self.console.rule(f"{label}: running ({step.summary})", style="cyan")
-            set_tags(client, run_id, {"pipeline.cache_hit": "false"})
+            if always:
+                self.console.print(
+                    f"{step.name} runs on every pipeline run: {', '.join(always)} names no "
+                    "file, so nothing fingerprints the data it reads.",
+                    markup=False,
+                    highlight=False,
+                )
+            set_tags(
+                client,
+                run_id,
+                {"pipeline.cache_hit": "false", "pipeline.cacheable": str(not always).lower()},
+            )
             final = entry_dir(cfg, step.name, key)
             partial = final.with_name(f"{key}.partial")
             shutil.rmtree(partial, ignore_errors=True)
@@ -312,7 +326,8 @@ class LocalRunner:
             artifacts.update(done)
             seconds = time.perf_counter() - started
             set_tags(client, run_id, {"pipeline.status": "ran"})
-            self.console.print(f"{label}: [green]done[/] in {seconds:.1f}s (cached as {key[:12]})")
+            stored = "runs again next time" if always else f"cached as {key[:12]}"
+            self.console.print(f"{label}: [green]done[/] in {seconds:.1f}s ({stored})")
             return StepOutcome(
                 step.name, "ran", seconds, key, run_id, {n: str(p) for n, p in done.items()}
             )
@@ -327,6 +342,25 @@ class LocalRunner:
             table.add_row(step.name, status, f"{step.seconds:.1f}", step.key[:12])
         self.console.print(table)
         self.console.print(f"Report: {report.run_dir}/report.md")
+
+
+def resume_hint(cfg: DictConfig, failed: str, pipeline: Pipeline = PIPELINE) -> str:
+    """What the next run does after `failed` stopped this one: which steps read their data
+    source again by themselves, and how to re-run any other step."""
+    lines = ["Fix it and run again: steps whose inputs, code and config are unchanged are cached."]
+    for step in pipeline.order:
+        for key in step.sources:
+            if source := OmegaConf.select(cfg, key, throw_on_missing=False):
+                lines.append(f"{step.name} reads {key} ({source}) again when that file changes.")
+            else:
+                lines.append(
+                    f"{step.name} runs on every run ({key} is unset: its data has no "
+                    "fingerprint), so a fix to that data is picked up."
+                )
+        if step.name == failed:
+            break
+    lines.append(f"To run a step anyway: pipeline.force=[{failed}] (or [all]).")
+    return "\n".join(lines)
 
 
 def run_pipeline(cfg: DictConfig, console: Console | None = None) -> PipelineReport:

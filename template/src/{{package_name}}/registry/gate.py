@@ -24,35 +24,11 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from .scoring import METRICS, score
+from .scoring import score
+from .settings import GateSettings
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    thresholds: Mapping[str, float]  # metric -> minimum value on the held-out split
-    metric: str = "auroc"  # compared with the champion
-    tolerance: float = 0.0  # how much below the champion still passes
-    register_rejected: bool = False
-
-    def __post_init__(self) -> None:
-        unknown = sorted({*self.thresholds, self.metric} - set(METRICS))
-        if unknown:
-            raise ValueError(
-                f"pipeline.gate names metrics that are not measured: {unknown}; "
-                f"choose from {list(METRICS)}"
-            )
-
-    @classmethod
-    def from_config(cls, gate: Mapping[str, Any]) -> GateConfig:
-        return cls(
-            thresholds={str(k): float(v) for k, v in (gate.get("thresholds") or {}).items()},
-            metric=str(gate.get("metric", "auroc")),
-            tolerance=float(gate.get("tolerance", 0.0)),
-            register_rejected=bool(gate.get("register_rejected", False)),
-        )
 
 
 @dataclass(frozen=True)
@@ -64,7 +40,7 @@ class Verdict:
     champion_version: str | None = None
     failures: tuple[str, ...] = field(default_factory=tuple)
 
-    def tags(self, gate: GateConfig) -> dict[str, str]:
+    def tags(self, gate: GateSettings) -> dict[str, str]:
         """The gate's inputs and verdict as MLflow tags."""
         tags = {
             "gate.verdict": "passed" if self.passed else "rejected",
@@ -80,7 +56,7 @@ class Verdict:
 
 
 def decide(
-    gate: GateConfig,
+    gate: GateSettings,
     candidate: Mapping[str, float],
     champion: Mapping[str, float] | None = None,
     champion_version: str | None = None,
@@ -144,7 +120,7 @@ def gate_and_register(
     model_uri: str,
     candidate: Mapping[str, float],
     held_out: pd.DataFrame,
-    gate: GateConfig,
+    gate: GateSettings,
     extra_tags: Mapping[str, str] | None = None,
 ) -> Registration:
     """Score the champion on `held_out`, decide, and register the candidate accordingly."""

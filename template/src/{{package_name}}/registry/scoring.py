@@ -20,13 +20,11 @@ from ..data.datamodule import TabularDataModule
 from ..data.dataset import TARGET
 
 HELD_OUT_SPLIT = "test"
-# What `score` measures: the metrics a gate can set thresholds on and compare.
-METRICS = ("auroc", "accuracy", "f1")
 
 
 def held_out_rows(cfg: DictConfig, data: Path) -> pd.DataFrame:
     """The rows of `data` that training held out: same seed and fractions, same split."""
-    datamodule: TabularDataModule = instantiate(cfg.data, raw_path=data)
+    datamodule: TabularDataModule = instantiate(cfg.data, raw_path=data, source=None)
     datamodule.setup()
     return datamodule.frames[HELD_OUT_SPLIT]
 

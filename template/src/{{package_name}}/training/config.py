@@ -9,11 +9,16 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from ..errors import ProjectError
 from ..tracking.store import artifact_location
 
 ROOT_ENV = "PROJECT_ROOT"
 CONFIG_FOLDER = "configs"
 ROOT_MARKERS = ("pyproject.toml", f"{CONFIG_FOLDER}/train.yaml")
+
+
+class ProjectRootError(ProjectError, FileNotFoundError):
+    """A command ran outside a project (and without $PROJECT_ROOT)."""
 
 
 def _is_root(folder: Path) -> bool:
@@ -31,7 +36,7 @@ def project_root() -> Path:
         for folder in (start, *start.parents):
             if _is_root(folder):
                 return folder
-    raise FileNotFoundError(
+    raise ProjectRootError(
         f"No project root (a folder with pyproject.toml and {CONFIG_FOLDER}/train.yaml) above "
         f"{Path.cwd()}. Run from inside the project or set {ROOT_ENV}."
     )

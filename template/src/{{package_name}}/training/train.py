@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 
 import hydra
-from hydra.utils import instantiate
-from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.loggers.logger import DummyLogger
 from omegaconf import DictConfig, open_dict
 
-from ..data.datamodule import TabularDataModule
-from ..models.classifier import BinaryClassifier
-from ..models.export import log_model
-from ..tracking.git import git_tags
-from ..tracking.mlflow_run import log_figures, log_run_context
-from .config import config_dir, register_resolvers
+from ..errors import reported_errors
+from .config import compose_config, config_dir, register_resolvers
+from .settings import TrainConfig
 
 
 @dataclass
@@ -35,7 +28,26 @@ class TrainingResult:
 
 
 def train(cfg: DictConfig) -> TrainingResult:
-    """Fit on train/val, test the best checkpoint, and log everything to MLflow."""
+    """Fit on train/val, test the best checkpoint, and log everything to MLflow.
+
+    The config is checked first (`settings.py`): a bad value raises `ConfigError` before any
+    data is read or any run is created.
+    """
+    TrainConfig.from_config(cfg)
+    # Imported here, not at the top: a config mistake is reported before the training stack
+    # (torch, Lightning, MLflow) has loaded, which takes seconds.
+    from hydra.utils import instantiate
+    from lightning.pytorch import Trainer, seed_everything
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import MLFlowLogger
+    from lightning.pytorch.loggers.logger import DummyLogger
+
+    from ..data.datamodule import TabularDataModule
+    from ..models.classifier import BinaryClassifier
+    from ..models.export import log_model
+    from ..tracking.git import git_tags
+    from ..tracking.mlflow_run import log_figures, log_run_context
+
     seed_everything(cfg.seed, workers=True)
     datamodule: TabularDataModule = instantiate(cfg.data)
     with open_dict(cfg):  # the network's input width follows from the data, not from a config
@@ -73,8 +85,18 @@ def train(cfg: DictConfig) -> TrainingResult:
     return result
 
 
+def logs_to_mlflow(cfg: DictConfig) -> bool:
+    """Whether training with `cfg` talks to the tracking store (a smoke test does not)."""
+    return bool(cfg.get("logger")) and not cfg.trainer.get("fast_dev_run")
+
+
 def _run(cfg: DictConfig) -> None:
-    train(cfg)
+    with reported_errors():
+        if logs_to_mlflow(cfg):
+            from ..tracking.server import require_tracking_server
+
+            require_tracking_server(str(cfg.logger.tracking_uri))
+        train(cfg)
 
 
 class _DropAdverts(logging.Filter):
@@ -95,10 +117,21 @@ def quiet_console() -> None:
 
 
 def main() -> None:
-    """Console entry point; finds configs/ from the current directory (or $PROJECT_ROOT)."""
+    """Console entry point; finds configs/ from the current directory (or $PROJECT_ROOT).
+
+    The command line is composed and checked once before Hydra takes over, so that a bad
+    override or value is one line (`error: ...`, exit status 2) instead of Hydra's report, and
+    comes before Hydra makes the run's folder. Hydra's own options (`--cfg job`, `--help`, `-m`)
+    go to Hydra unchecked; `train` checks its config again in any case.
+    """
     quiet_console()
-    register_resolvers()
-    hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_run)()
+    with reported_errors():
+        register_resolvers()
+        overrides = sys.argv[1:]
+        if not any(argument.startswith("-") for argument in overrides):
+            TrainConfig.from_config(compose_config(overrides))
+        folder = str(config_dir())
+    hydra.main(config_path=folder, config_name="train", version_base="1.3")(_run)()
 
 
 if __name__ == "__main__":

@@ -42,14 +42,13 @@ Only the searched keys are written: other command-line overrides of the search (
 
 from __future__ import annotations
 
-import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import optuna
 from hydra.utils import instantiate
@@ -57,10 +56,12 @@ from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 from sqlalchemy.engine import make_url
 
+from ..errors import reported_errors
 from ..tracking.git import git_tags
 from ..training.config import compose_config, config_dir
+from ..training.settings import ConfigError
 from ..training.train import quiet_console, train
-from .callbacks import trial_callback, trial_scope
+from .settings import SearchConfig
 from .space import Parameter, as_overrides, config_values, nested, parse_space, sample
 from .tracking import StudyTracker
 
@@ -69,8 +70,8 @@ DEFAULT_SEARCH = "mlp_optuna"
 EXPERIMENT_GROUP = "experiment"
 # The training callback that connects each trial's training to Optuna (see callbacks.py).
 CALLBACK_ENTRY = "optuna_trial"
-CALLBACK_TARGET = f"{trial_callback.__module__}.{trial_callback.__qualname__}"
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# By name: callbacks.py imports Lightning, which a mistake in the search config need not wait for.
+CALLBACK_TARGET = f"{__package__}.callbacks.trial_callback"
 HEARTBEAT_S = 60
 
 
@@ -93,22 +94,16 @@ class SearchSettings:
     def from_config(cls, cfg: DictConfig) -> SearchSettings:
         node = cfg.get(GROUP)
         if not isinstance(node, DictConfig):
-            raise ValueError(f"No `{GROUP}` settings: pass {GROUP}=<a file in configs/{GROUP}/>")
-        direction = str(node.get("direction", "maximize"))
-        if direction not in ("maximize", "minimize"):
-            raise ValueError(f"{GROUP}.direction must be maximize or minimize, not {direction!r}")
-        best = node.get("best_experiment")
-        if best is not None and not NAME_PATTERN.fullmatch(str(best)):
-            raise ValueError(f"{GROUP}.best_experiment must be a plain file stem, not {best!r}")
-        n_trials, timeout = node.get("n_trials"), node.get("timeout")
+            raise ConfigError(f"No `{GROUP}` settings: pass {GROUP}=<a file in configs/{GROUP}/>")
+        search = SearchConfig.from_config(cfg).hparams_search
         return cls(
-            study_name=str(node.study_name),
-            storage=_storage_url(node.get("storage"), Path(cfg.paths.root_dir)),
-            metric=str(node.metric),
-            direction=cast('Literal["maximize", "minimize"]', direction),
-            n_trials=None if n_trials is None else int(n_trials),
-            timeout=None if timeout is None else float(timeout),
-            best_experiment=None if best is None else str(best),
+            study_name=search.study_name,
+            storage=_storage_url(search.storage, Path(cfg.paths.root_dir)),
+            metric=search.metric,
+            direction=search.direction,
+            n_trials=search.n_trials,
+            timeout=search.timeout,
+            best_experiment=search.best_experiment,
             space=parse_space(node.search_space),
             sampler=node.get("sampler"),
             pruner=node.get("pruner"),
@@ -209,7 +204,7 @@ def open_study(settings: SearchSettings) -> optuna.Study:
         load_if_exists=True,
     )
     if study.direction.name.lower() != settings.direction:
-        raise ValueError(
+        raise ConfigError(
             f"Study {settings.study_name!r} in {_safe_url(settings.storage)} was created to "
             f"{study.direction.name.lower()}; use another study_name to {settings.direction}."
         )
@@ -255,7 +250,7 @@ class Search:
         base = compose_config(self.overrides)
         self.settings = SearchSettings.from_config(base)
         if self.settings.best_experiment and self.settings.best_experiment == self.base_experiment:
-            raise ValueError(
+            raise ConfigError(
                 f"The search runs on experiment={self.base_experiment} and would overwrite it "
                 f"with its results: set {GROUP}.best_experiment to another name."
             )
@@ -270,6 +265,8 @@ class Search:
             self.best_path = config_dir() / EXPERIMENT_GROUP / name
 
     def objective(self, trial: optuna.Trial) -> float:
+        from .callbacks import trial_scope  # Lightning: loaded by the first trial
+
         values = sample(self.settings.space, trial)
         trial_overrides = as_overrides(values)
         cfg = trial_config(
@@ -409,8 +406,9 @@ def main(argv: Sequence[str] | None = None, report: Callable[[str], None] = prin
         report(__doc__ or "")
         return
     quiet_console()
-    search = Search(arguments)
-    report(summary(search.run(), search.settings))
+    with reported_errors():  # a bad override, value or server: one line, exit status 2
+        search = Search(arguments)
+        report(summary(search.run(), search.settings))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from .settings import Distribution, SearchSpace
+
 Primitive = None | bool | int | float | str
 PRIMITIVES = (type(None), bool, int, float, str)
-NUMERIC_KEYS = {"low", "high", "log", "step"}
 
 
 def override_value(value: Any) -> str:
@@ -105,44 +106,21 @@ class Parameter:
         return f"{self.kind} [{self.low}, {self.high}]{scale}{step}"
 
 
-def _parameter(key: str, spec: Mapping[str, Any]) -> Parameter:
-    kind = spec.get("type")
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list | tuple) or not choices:
-            raise ValueError(f"{key}: a categorical parameter needs a non-empty list of choices")
-        unknown = set(spec) - {"type", "choices"}
-        if unknown:
-            raise ValueError(f"{key}: unknown settings {sorted(unknown)} for a categorical")
-        return Parameter(key, kind, choices=tuple(choices))
-    if kind in ("float", "int"):
-        unknown = set(spec) - NUMERIC_KEYS - {"type"}
-        if unknown:
-            raise ValueError(f"{key}: unknown settings {sorted(unknown)} for a {kind}")
-        if "low" not in spec or "high" not in spec:
-            raise ValueError(f"{key}: a {kind} parameter needs `low` and `high`")
-        low, high = float(spec["low"]), float(spec["high"])
-        log, step = bool(spec.get("log", False)), spec.get("step")
-        if low > high:
-            raise ValueError(f"{key}: low ({low}) is above high ({high})")
-        if log and (low <= 0 or step is not None):
-            raise ValueError(f"{key}: a log scale needs low > 0 and no step")
-        return Parameter(key, kind, low, high, log, None if step is None else float(step))
-    raise ValueError(f"{key}: `type` must be float, int or categorical, not {kind!r}")
+def _parameter(key: str, spec: Distribution) -> Parameter:
+    if spec.choices is not None:
+        return Parameter(key, spec.type, choices=tuple(spec.choices))
+    assert spec.low is not None
+    assert spec.high is not None
+    step = None if spec.step is None else float(spec.step)
+    return Parameter(key, spec.type, float(spec.low), float(spec.high), spec.log, step)
 
 
 def parse_space(space: DictConfig | Mapping[str, Any]) -> tuple[Parameter, ...]:
-    """The parameters of a `search_space` mapping, in the order written."""
+    """The parameters of a `search_space` mapping, in the order written; `ConfigError` names
+    a bad entry (the checks are in settings.py)."""
     plain = OmegaConf.to_container(space, resolve=True) if isinstance(space, DictConfig) else space
-    if not isinstance(plain, Mapping) or not plain:
-        raise ValueError("The search space is empty: add `search_space` entries to the config")
-    parameters = []
-    for name, spec in plain.items():
-        key = str(name)
-        if not isinstance(spec, Mapping):
-            raise ValueError(f"{key}: expected a mapping such as `type: float, low: 0, high: 1`")
-        parameters.append(_parameter(key, {str(setting): v for setting, v in spec.items()}))
-    return tuple(parameters)
+    checked = SearchSpace.from_config({"search_space": plain}).search_space
+    return tuple(_parameter(key, spec) for key, spec in checked.items())
 
 
 def sample(space: tuple[Parameter, ...], trial: optuna.Trial) -> dict[str, Any]:

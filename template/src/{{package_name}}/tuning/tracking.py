@@ -23,6 +23,8 @@ from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig
 
+from ..tracking.server import require_tracking_server
+
 MLFLOW_LOGGER = "lightning.pytorch.loggers.MLFlowLogger"
 PARENT_RUN_ATTR = "mlflow_parent_run"  # study user attribute: {"tracking_uri", "run_id"}
 
@@ -55,6 +57,7 @@ class StudyTracker:
         if cfg.trainer.get("fast_dev_run"):
             return None  # training logs nothing in a smoke test
         location = logger.get("artifact_location")
+        require_tracking_server(str(logger.tracking_uri))
         return cls(
             str(logger.tracking_uri),
             str(logger.experiment_name),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ...registry.gate import GateConfig, gate_and_register
+from ...registry.gate import gate_and_register
 from ...registry.scoring import held_out_rows
+from ..settings import PipelineConfig
 from ..tracking import current_run_id, set_tags, tracking_client
 
 
@@ -18,7 +19,7 @@ def register(
     """Gate the candidate against thresholds and the champion (scored on the same held-out
     rows); `registration` (JSON) holds the verdict and the version, if one was made."""
     client = tracking_client(cfg)
-    gate = GateConfig.from_config(OmegaConf.to_container(cfg.pipeline.gate, resolve=True))  # type: ignore[arg-type]
+    gate = PipelineConfig.from_config(cfg).pipeline.gate
     candidate = json.loads(model.read_text())
     metrics = json.loads(evaluation.read_text())["metrics"]
     run_id = current_run_id()

@@ -18,6 +18,7 @@ def train(validated_data: Path, model: Path, cfg: DictConfig) -> None:
     quiet_console()
     cfg = cfg.copy()
     OmegaConf.update(cfg, "data.raw_path", str(validated_data))
+    OmegaConf.update(cfg, "data.source", None, force_add=True)  # ingest has read it already
     if run_id := current_run_id():  # Lightning's logger attaches to the step's run
         OmegaConf.update(cfg, "logger.run_id", run_id, force_add=True)
     result = train_model(cfg)

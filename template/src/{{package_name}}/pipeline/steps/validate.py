@@ -1,4 +1,8 @@
-"""validate: check the raw table against the data schema; stop on bad data with a report."""
+"""validate: check the raw table against the data schema; stop on bad data with a report.
+
+The same check as training's data module (data/schema.py), made a step of its own so that bad
+data stops the pipeline before training and its report is kept as an artifact and in MLflow.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,12 @@ import json
 import shutil
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import DictConfig
 
 from ...data import schema
+from ...data.raw import read_table
+from ...data.schema import DataValidationError
 from ..tracking import current_run_id, log_json, set_tags, tracking_client
-
-
-class DataValidationError(ValueError):
-    """The raw table breaks the schema; the message lists the offending columns and rows."""
 
 
 def validate(
@@ -22,7 +23,8 @@ def validate(
 ) -> None:
     """Write the report (also to MLflow); copy the raw file unchanged to `validated_data`
     when it passes, raise `DataValidationError` when it does not."""
-    report = schema.validation_report(pd.read_csv(raw_data))
+    splits = schema.Splits(cfg.data.val_fraction, cfg.data.test_fraction)
+    report = schema.validation_report(read_table(raw_data), splits)
     validation_report.write_text(json.dumps(report, indent=2))
     if run_id := current_run_id():
         client = tracking_client(cfg)
@@ -30,7 +32,5 @@ def validate(
         tags = {"validation.valid": report["valid"], "validation.failures": len(report["failures"])}
         set_tags(client, run_id, tags)
     if not report["valid"]:
-        raise DataValidationError(
-            f"{raw_data} breaks the data schema.\n{schema.format_report(report)}"
-        )
+        raise DataValidationError.from_report(raw_data, report)
     shutil.copyfile(raw_data, validated_data)

@@ -1,0 +1,48 @@
+"""The pipeline's config (configs/pipeline.yaml): training's, plus the `pipeline` section.
+
+Checked right after composition, before a step runs or an MLflow run is made (see
+training/settings.py for how a bad value is reported). Print the schema (JSON Schema, for
+editors): `python -m <package>.pipeline.settings --json-schema`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pydantic import model_validator
+
+from ..registry.settings import GateSettings
+from ..training.settings import Section, Text, TrainConfig, config_error, schema_command
+from .definition import PIPELINE
+
+FORCE_ALL = "all"
+
+
+class PipelineSection(Section):
+    """`pipeline`: where the cache and the runs live, what to re-run, where to register."""
+
+    cache_dir: Text
+    runs_dir: Text
+    force: list[str]  # steps to run even when cached, or [all]
+    registered_model_name: Text
+    gate: GateSettings
+
+    @model_validator(mode="after")
+    def _force_names_steps(self) -> PipelineSection:
+        names = [step.name for step in PIPELINE.order]
+        for position, name in enumerate(self.force):
+            if name not in (*names, FORCE_ALL):
+                raise config_error(
+                    f"force[{position}]", f"must be a step ({', '.join(names)}) or all", value=name
+                )
+        return self
+
+
+class PipelineConfig(TrainConfig):
+    """The config of `make pipeline` (configs/pipeline.yaml)."""
+
+    pipeline: PipelineSection
+
+
+if __name__ == "__main__":
+    sys.exit(schema_command(PipelineConfig))

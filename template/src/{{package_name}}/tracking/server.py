@@ -1,0 +1,93 @@
+"""Check the MLflow tracking server before a command reads data or trains.
+
+Left alone, MLflow retries a server that does not answer for about four minutes (7 retries with
+backoff, 120 s per request) and then ends in a long traceback, after the data was read and
+training began. `require_tracking_server` asks the server one cheap question first, with
+MLflow's own request settings shortened for that question: two tries of at most 5 s each. The
+settings apply only where the environment leaves them unset (raise them for a slow server) and
+only to the check: later requests, such as metrics during a long training run, keep MLflow's
+patient retries, so a server that blinks for a minute does not cost a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlparse
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from ..errors import ProjectError
+
+CHECK_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
+TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+SERVER_SCHEMES = ("http", "https")  # file and database stores are local: nothing to ask
+
+
+class TrackingServerError(ProjectError):
+    """The tracking server at MLFLOW_TRACKING_URI cannot be reached or refuses to answer."""
+
+
+@contextmanager
+def _check_settings() -> Iterator[None]:
+    unset = [name for name in CHECK_SETTINGS if name not in os.environ]
+    os.environ.update({name: CHECK_SETTINGS[name] for name in unset})
+    retries = logging.getLogger("urllib3.connectionpool")  # one warning line per retry
+    level = retries.level
+    retries.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        retries.setLevel(level)
+        for name in unset:
+            os.environ.pop(name, None)
+
+
+def _network_cause(error: BaseException) -> str | None:
+    """Why the request got no answer, in a few words, from the exceptions under MLflow's (the
+    socket's own error is at the bottom); None when the server did answer."""
+    chain: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    for link in reversed(chain):
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused (is the server running, on that port?)"
+        if isinstance(link, socket.gaierror):
+            return "unknown host"
+        if isinstance(link, TimeoutError):
+            seconds = os.environ.get(TIMEOUT_ENV, CHECK_SETTINGS[TIMEOUT_ENV])
+            return f"no answer within {seconds} s (for a slow server raise {TIMEOUT_ENV})"
+        if isinstance(link, OSError) and link.strerror:
+            return link.strerror
+    return None
+
+
+def require_tracking_server(uri: str) -> None:
+    """Return when the tracking server at `uri` answers; raise `TrackingServerError` naming
+    the URI and the cause when it does not. A local store (sqlite, files) needs no check."""
+    if urlparse(uri).scheme not in SERVER_SCHEMES:
+        return
+    with _check_settings():
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except MlflowException as error:
+            cause = _network_cause(error)
+            problem = (
+                f"cannot be reached: {cause}"
+                if cause
+                else f"answered with an error: {str(error).splitlines()[0][:300]}"
+            )
+            raise TrackingServerError(
+                f"MLflow tracking server {uri} {problem}. Check MLFLOW_TRACKING_URI, or unset it "
+                "to track in the project's local sqlite store."
+            ) from error
