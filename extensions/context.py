@@ -15,6 +15,9 @@ import yaml
 from copier_template_extensions import ContextHook
 from jinja2 import Environment
 
+# libyaml's loader when PyYAML has it: copier.yml parses in a tenth of the time.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Levels whose components this template version generates and tests.
 IMPLEMENTED_LEVELS = frozenset({1, 2})
 # Levels under construction: offered only to template developers who set PREVIEW_ENV=1.
@@ -109,7 +112,7 @@ def excluded_paths(flags: dict[str, bool], package: str) -> list[str]:
 @cache
 def team_owned_patterns(template_root: str) -> tuple[str, ...]:
     """The `_skip_if_exists` patterns of copier.yml: the files a team owns after the first copy."""
-    config = yaml.safe_load((Path(template_root) / "copier.yml").read_text())
+    config = yaml.load((Path(template_root) / "copier.yml").read_text(), Loader=SAFE_LOADER)
     return tuple(config.get("_skip_if_exists", ()))
 
 

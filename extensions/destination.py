@@ -21,6 +21,9 @@ from typing import Any
 import yaml
 from copier_template_extensions import ContextHook
 
+# libyaml's loader when PyYAML has it: copier.yml parses in a tenth of the time.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Answers that name folders or files of the generated project.
 PATH_ANSWERS = ("package_name",)
 RENAME_GUIDE = "docs/ownership.md, 'Renaming the package'"
@@ -40,7 +43,9 @@ class Refusal(SystemExit):
 
 @cache
 def template_settings(template_root: str) -> Mapping[str, Any]:
-    settings: Mapping[str, Any] = yaml.safe_load((Path(template_root) / "copier.yml").read_text())
+    settings: Mapping[str, Any] = yaml.load(
+        (Path(template_root) / "copier.yml").read_text(), Loader=SAFE_LOADER
+    )
     return settings
 
 
@@ -88,7 +93,7 @@ def check_empty_destination(conf: Mapping[str, Any]) -> None:
 @cache
 def recorded_answers(answers_path: Path, modified: float) -> Mapping[str, Any]:
     """The answers a project recorded (cached per file version: hooks run many times)."""
-    return yaml.safe_load(answers_path.read_text()) or {}
+    return yaml.load(answers_path.read_text(), Loader=SAFE_LOADER) or {}
 
 
 def check_path_answers(context: Mapping[str, Any]) -> None:
