@@ -5,7 +5,8 @@ three names the platform code reads (`TARGET`, `NUMERIC_FEATURES`, `CATEGORICAL_
 and either point `data.source` (configs/data/) at a CSV or Parquet file, or make
 `generate_dataset` return your table (read it from your warehouse, an API, ...). Training
 writes what it returns to `data/raw/` once and fingerprints that file; the pipeline, where
-the project has one, calls it on every run. Either way data/schema.py checks the table before training.
+the project has one, calls it on every run. Either way data/schema.py checks the table before
+training.
 """
 
 from __future__ import annotations
