@@ -1,6 +1,7 @@
 # The template's own developer tasks. The generated project's Makefile is template/Makefile.jinja.
 UV ?= uv
-UV_VERSION := 0.13.8
+# The uv that pyproject.toml requires, and every generated project (extensions/toolchain.py).
+UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -9,8 +10,8 @@ PYTEST_ARGS ?=
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
 
-setup: ## Install uv if missing and sync the template's dev environment (.venv)
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv==$(UV_VERSION)
+setup: ## Install the required uv (UV_VERSION) unless PATH has it, and sync the template's dev environment (.venv)
+	@[ "$$($(UV) --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] || python3 -m pip install --quiet uv==$(UV_VERSION)
 	$(UV) sync --locked
 
 test: setup ## Run the template's test suite: render, install, lint, test, train and update

@@ -73,6 +73,7 @@ OWNED_PATHS: dict[str, tuple[str, ...]] = {
     "tabular": (
         "src/{package}/data",
         "src/{package}/models",
+        "src/{package}/families/tabular.py",
         "configs/data/churn.yaml",
         "configs/model/mlp.yaml",
         "tests/test_data.py",

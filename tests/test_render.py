@@ -33,6 +33,7 @@ from helpers import (
 LEVEL_FILES: dict[int, list[str]] = {
     1: [
         ".copier-answers.yml",
+        ".github/dependabot.yml",
         ".github/workflows/ci.yml",
         ".gitignore",
         ".pre-commit-config.yaml",
@@ -56,7 +57,10 @@ LEVEL_FILES: dict[int, list[str]] = {
         "notebooks/01_explore.ipynb",
         "pyproject.toml",
         "src/{package}/__init__.py",
+        "src/{package}/config_schema.py",
         "src/{package}/errors.py",
+        "src/{package}/families/__init__.py",
+        "src/{package}/families/tabular.py",
         "src/{package}/data/__init__.py",
         "src/{package}/data/datamodule.py",
         "src/{package}/data/dataset.py",
@@ -71,8 +75,10 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/models/pyfunc_model.py",
         "src/{package}/py.typed",
         "src/{package}/tracking/__init__.py",
+        "src/{package}/tracking/environment.py",
         "src/{package}/tracking/git.py",
-        "src/{package}/tracking/mlflow_run.py",
+        "src/{package}/tracking/history.py",
+        "src/{package}/tracking/runs.py",
         "src/{package}/tracking/server.py",
         "src/{package}/tracking/store.py",
         "src/{package}/training/__init__.py",
@@ -96,9 +102,13 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/pipeline/__init__.py",
         "src/{package}/pipeline/__main__.py",
         "src/{package}/pipeline/cache.py",
+        "src/{package}/pipeline/context.py",
         "src/{package}/pipeline/definition.py",
         "src/{package}/pipeline/diagram.py",
+        "src/{package}/pipeline/execute.py",
         "src/{package}/pipeline/local.py",
+        "src/{package}/pipeline/orchestrated.py",
+        "src/{package}/pipeline/report.py",
         "src/{package}/pipeline/settings.py",
         "src/{package}/pipeline/steps/__init__.py",
         "src/{package}/pipeline/steps/evaluate.py",
@@ -106,10 +116,8 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/pipeline/steps/register.py",
         "src/{package}/pipeline/steps/train.py",
         "src/{package}/pipeline/steps/validate.py",
-        "src/{package}/pipeline/tracking.py",
         "src/{package}/registry/__init__.py",
         "src/{package}/registry/gate.py",
-        "src/{package}/registry/scoring.py",
         "src/{package}/registry/settings.py",
         "src/{package}/tuning/__init__.py",
         "src/{package}/tuning/callbacks.py",
@@ -226,6 +234,10 @@ class Rendered:
 
     def workflows(self) -> list[Path]:
         return sorted((self.path / ".github" / "workflows").glob("*.y*ml"))
+
+    @property
+    def dependabot(self) -> Path:
+        return self.path / ".github" / "dependabot.yml"
 
 
 @pytest.fixture(scope="session", params=MATRIX, ids=matrix_id)
@@ -364,19 +376,18 @@ def test_workflows_pass_the_github_schema(rendered: Rendered) -> None:
         [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
         rendered.path,
     )
-    dependabot = rendered.path / ".github" / "dependabot.yml"
-    if dependabot.exists():
-        run(
-            [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", dependabot],
-            rendered.path,
-        )
+    run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", rendered.dependabot],
+        rendered.path,
+    )
 
 
 def test_workflows_pass_zizmor(rendered: Rendered) -> None:
     workflows = rendered.workflows()
     assert workflows
+    files = [*workflows, rendered.dependabot]  # zizmor audits Dependabot's config too
     proc = run(
-        [tool("zizmor"), "--offline", "--no-progress", "--format", "plain", *workflows],
+        [tool("zizmor"), "--offline", "--no-progress", "--format", "plain", *files],
         rendered.path,
         check=False,
     )

@@ -385,7 +385,7 @@ def test_the_documented_package_rename_keeps_the_team_code_through_an_update(
     assert (project / moved[USER_FILE]).read_text() == USER_FILE_TEXT
     assert (project / moved[NETWORK]).read_text() == edited[NETWORK]
     assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()
-    assert f"PACKAGE := {NEW_PACKAGE}" in (project / "Makefile").read_text()
+    assert f'"{NEW_PACKAGE}.training.train:main"' in (project / "pyproject.toml").read_text()
     assert USER_MAX_EPOCHS in (project / CONFIG).read_text()
     assert_no_conflict_left(project)
     leftovers = run(["git", "grep", "-lF", PACKAGE], project, check=False)

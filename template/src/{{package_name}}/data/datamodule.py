@@ -65,9 +65,9 @@ class TabularDataModule(LightningDataModule):
 
     @property
     def n_features(self) -> int:
-        """Width of the model input (one column per preprocessed feature)."""
-        self.setup()
-        return len(self.preprocessor.feature_names)
+        """Width of the model input: one column per numeric feature and one per category of
+        each categorical feature (fixed vocabularies, so no data needs reading)."""
+        return len(NUMERIC_FEATURES) + sum(map(len, CATEGORICAL_FEATURES.values()))
 
     @property
     def preprocessor(self) -> Preprocessor:
@@ -106,6 +106,7 @@ class TabularDataModule(LightningDataModule):
         self._preprocessor = Preprocessor.fit(
             self.frames["train"], NUMERIC_FEATURES, CATEGORICAL_FEATURES
         )
+        assert len(self._preprocessor.feature_names) == self.n_features
         self.datasets = {name: self._tensors(split) for name, split in self.frames.items()}
 
     def _tensors(self, frame: pd.DataFrame) -> TensorDataset:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import mlflow
 import torch
-from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from torch import nn
 
 from ..data import preprocessing
 from ..data.datamodule import TabularDataModule
+from ..tracking.runs import Store
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 # Where pip finds CPU builds of torch (the `+cpu` local version is not on PyPI).
@@ -44,9 +44,9 @@ def pip_requirements() -> list[str]:
     return requirements
 
 
-def log_model(logger: MLFlowLogger, net: nn.Module, datamodule: TabularDataModule) -> ModelInfo:
-    """Log `net` with its preprocessing to the logger's run as a pyfunc taking raw feature rows."""
-    run_id = logger.run_id  # also points mlflow's fluent API at the logger's tracking store
+def log_model(store: Store, run_id: str, net: nn.Module, datamodule: TabularDataModule) -> str:
+    """Log `net` with its preprocessing to `run_id` as a pyfunc taking raw feature rows; the
+    logged model's URI."""
     # The signature takes the raw file's column types; every input column is required, so
     # MLflow's hint that integer columns cannot carry missing values does not apply.
     example = datamodule.raw_rows("test", n=5)
@@ -64,7 +64,7 @@ def log_model(logger: MLFlowLogger, net: nn.Module, datamodule: TabularDataModul
         preprocessing_path = Path(folder, "preprocessing.json")
         torch.export.save(program, network_path)
         datamodule.preprocessor.save(preprocessing_path)
-        with mlflow.start_run(run_id=run_id):
+        with store.fluent(), mlflow.start_run(run_id=run_id):
             info: ModelInfo = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=PYFUNC_CODE,
@@ -74,4 +74,4 @@ def log_model(logger: MLFlowLogger, net: nn.Module, datamodule: TabularDataModul
                 input_example=example,
                 pip_requirements=pip_requirements(),
             )
-    return info
+    return str(info.model_uri)

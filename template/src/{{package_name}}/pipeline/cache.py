@@ -1,28 +1,6 @@
-"""Cache keys of pipeline steps: what a step read (inputs, code, config, data source) decides
-its outputs.
-
-The rule, in full. A step's key is the sha256 of:
-
-- its name;
-- the content (sha256) of each input artifact file;
-- its code: the source of the step's module and of every module of this package that it
-  imports, directly or through other package modules (found by reading the import statements,
-  without importing anything), plus the modules of this package that its config names as
-  Hydra `_target_`s (models/network.py, for example) and what those import in turn;
-- its config: the resolved values of the keys the step declares in `definition.py`
-  (`Step.config`), leaving out `paths.output_dir` (a new folder every run) and `pipeline.force`;
-- the content (sha256) of each data source it declares (`Step.sources`: config keys naming a
-  file from outside the pipeline, such as ingest's `data.source`).
-
-A step with a declared source that is unset, or names no file, reads data that nothing here can
-fingerprint (ingest without `data.source` calls the team's `dataset.generate_dataset`, which may
-read a warehouse): it is never served from the cache and runs on every pipeline run. The steps
-after it key on the content it wrote, so they are served from the cache while that is unchanged.
-
-Not in the key: third-party libraries (pinned in pyproject.toml) and anything else a step reads
-that is neither a declared input nor a declared source, for example the tracking store's current
-champion. Force such a step with `pipeline.force=[register]` (or any step's name, or `[all]`).
-"""
+"""Cache keys of pipeline steps: the sha256 of what a step reads (its name, input files, code,
+config and data sources). The rule in full, and what it leaves out: docs/pipeline.md, "Cache and
+resume"."""
 
 from __future__ import annotations
 
@@ -31,16 +9,16 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from .context import step_config
 from .definition import Step
 
 PACKAGE = __name__.split(".")[0]
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# Differ on every run by design: never part of a key.
-VOLATILE_KEYS = ("paths.output_dir", "pipeline.force")
+WORK_DIR = Path("<work dir>")
 
 
 def file_digest(path: Path) -> str:
@@ -125,20 +103,6 @@ def _target_module(target: str) -> str:
     return target
 
 
-def step_config(step: Step, cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config values the step declares it reads (`Step.config`)."""
-    cfg = cfg.copy()
-    for key in VOLATILE_KEYS:
-        OmegaConf.update(cfg, key, "<per run>", force_add=True)
-    keys = step.config if step.config is not None else [str(k) for k in cfg]
-    selected = {key: OmegaConf.select(cfg, key, throw_on_missing=False) for key in keys}
-    resolved = {
-        key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        for key, value in selected.items()
-    }
-    return resolved
-
-
 def source_digests(step: Step, cfg: DictConfig) -> dict[str, str | None]:
     """The content of each data source the step declares; None where the key is unset or
     names no file (what the step reads then has no fingerprint)."""
@@ -157,9 +121,13 @@ def unfingerprinted(parts: Mapping[str, Any]) -> list[str]:
 
 
 def cache_key(step: Step, cfg: DictConfig, inputs: Mapping[str, Path]) -> dict[str, Any]:
-    """The key and what went into it (kept in the cache entry's manifest)."""
-    config = step_config(step, cfg)
+    """The key and what went into it (kept in the cache entry's manifest). The config part is
+    what the step sees (context.step_config) with a placeholder for its working folder, which
+    is new on every run, and for every value made from it (a checkpoint folder)."""
+    config = cast("dict[str, Any]", OmegaConf.to_container(step_config(step, cfg, WORK_DIR)))
     modules = [step.module, *(_target_module(t) for t in _targets(config))]
+    if "family" in config:  # the model family is code too (families/<name>.py)
+        modules.append(f"{PACKAGE}.families.{config['family']}")
     code = {
         path.relative_to(PACKAGE_DIR.parent).as_posix(): file_digest(path)
         for path in code_files(modules)

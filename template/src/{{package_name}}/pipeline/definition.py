@@ -1,47 +1,61 @@
-"""The pipeline, defined once: its steps, what each reads and writes, and the edges between them.
+"""The pipeline, defined once: its steps, the artifacts they read and write, the config keys they
+read, and the step command that orchestrators run in containers.
 
-Every runner (local, Kubeflow, Airflow) and the generated diagram read this module. It imports
-nothing beyond the standard library, so an orchestrator's environment can compile the pipeline
-without the training stack; step functions are imported only when a step runs.
+Every runner (local, Kubeflow, Airflow), the command line and the diagram read this module. It
+imports only the standard library, so an orchestrator's environment can compile the pipeline
+without the training stack; step functions are imported only when a step runs. How the pieces
+work together: docs/pipeline.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from graphlib import CycleError, TopologicalSorter
 from importlib import import_module
 from typing import Any
 
-# Step functions live in `<package>.pipeline.steps.<module>`; resolved relative to this package.
-STEPS_PACKAGE = __name__.rpartition(".")[0] + ".steps"
+PACKAGE = __name__.split(".")[0]
+# Step functions live in `<package>.pipeline.steps.<module>`.
+STEPS_PACKAGE = f"{PACKAGE}.pipeline.steps"
+# The command that runs one step with explicit artifact paths (pipeline/__main__.py).
+STEP_ENTRY = ("-m", f"{PACKAGE}.pipeline", "step")
+INPUT_FLAG, OUTPUT_FLAG, RUN_FLAG = "--input", "--output", "--pipeline-run"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a step writes: a name the steps refer to and the file it is stored as."""
+
+    name: str
+    file: str
 
 
 @dataclass(frozen=True)
 class Step:
-    """One step: a plain function whose parameters are its declared inputs and outputs.
+    """One step: a plain function `f(<inputs>, <outputs>, context)` (see steps/__init__.py).
 
-    Inputs and outputs are artifact names. The runner passes each as a path: inputs point at
-    what an upstream step wrote, outputs at where this step must write. The function also
-    receives the composed config as `cfg`.
+    `config` names the config keys (dotted) that the step reads. The step sees those and no
+    others (reading another one fails), and its cache key hashes their values: a value that
+    changes what the step does cannot be left out of the key.
 
-    `config` names the config keys (dotted) that the step reads: the local runner's cache key
-    hashes their resolved values, so a change elsewhere in the config does not re-run the
-    step. None means the whole config.
-
-    `sources` names config keys that hold the path of a file from outside the pipeline that
-    the step reads (its data source): the cache key hashes the file's content. When such a key
-    is unset, the step reads something no file identifies, so the runner never serves it from
-    the cache (see cache.py).
+    `sources` names config keys, among those, that hold the path of a file from outside the
+    pipeline (a data source): the cache key hashes the file's content. A step with an unset
+    source reads something no file identifies, so it is never served from the cache.
     """
 
     name: str
     function: str  # "module:function" under STEPS_PACKAGE
     inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    outputs: tuple[Artifact, ...]
     summary: str
-    config: tuple[str, ...] | None = None
+    config: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(artifact.name for artifact in self.outputs)
 
     @property
     def module(self) -> str:
@@ -49,9 +63,9 @@ class Step:
         return f"{STEPS_PACKAGE}.{self.function.partition(':')[0]}"
 
     def load(self) -> Callable[..., Any]:
-        function_name = self.function.partition(":")[2]
-        module = import_module(self.module)
-        function: Callable[..., Any] = getattr(module, function_name)
+        function: Callable[..., Any] = getattr(
+            import_module(self.module), self.function.partition(":")[2]
+        )
         return function
 
 
@@ -63,13 +77,11 @@ class Pipeline:
     def __post_init__(self) -> None:
         producers: dict[str, str] = {}
         for step in self.steps:
-            for artifact in step.outputs:
-                if artifact in producers:
-                    raise ValueError(
-                        f"Artifact {artifact!r} is written by both {producers[artifact]!r} "
-                        f"and {step.name!r}"
-                    )
-                producers[artifact] = step.name
+            for name in step.output_names:
+                if name in producers:
+                    writers = f"{producers[name]!r} and {step.name!r}"
+                    raise ValueError(f"Artifact {name!r} is written by both {writers}")
+                producers[name] = step.name
         for step in self.steps:
             missing = [name for name in step.inputs if name not in producers]
             if missing:
@@ -83,42 +95,65 @@ class Pipeline:
         raise KeyError(f"No step {name!r}; steps: {', '.join(s.name for s in self.steps)}")
 
     @cached_property
-    def producer(self) -> dict[str, str]:
-        """Artifact name -> the step that writes it."""
-        return {artifact: step.name for step in self.steps for artifact in step.outputs}
+    def artifacts(self) -> dict[str, Artifact]:
+        return {artifact.name: artifact for step in self.steps for artifact in step.outputs}
 
     @cached_property
-    def edges(self) -> tuple[tuple[str, str], ...]:
-        """(upstream, downstream) step pairs, one per pair however many artifacts flow."""
-        pairs = {
-            (self.producer[artifact], step.name) for step in self.steps for artifact in step.inputs
-        }
-        return tuple(sorted(pairs, key=lambda pair: (self.index[pair[0]], self.index[pair[1]])))
+    def producer(self) -> dict[str, str]:
+        """Artifact name -> the step that writes it."""
+        return {name: step.name for step in self.steps for name in step.output_names}
 
     @cached_property
     def index(self) -> dict[str, int]:
         return {step.name: position for position, step in enumerate(self.steps)}
 
     @cached_property
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        """(upstream, downstream) step pairs, one per pair however many artifacts flow."""
+        pairs = {(self.producer[name], step.name) for step in self.steps for name in step.inputs}
+        return tuple(sorted(pairs, key=lambda pair: (self.index[pair[0]], self.index[pair[1]])))
+
+    @cached_property
     def order(self) -> tuple[Step, ...]:
-        """Steps in an order where every step comes after all of its upstream steps."""
-        done: list[Step] = []
-        pending = list(self.steps)
-        while pending:
-            ready = [
-                step
-                for step in pending
-                if all(self.producer[name] in {d.name for d in done} for name in step.inputs)
-            ]
-            if not ready:
-                raise ValueError(f"Cycle among steps {[step.name for step in pending]}")
-            done.extend(ready)
-            pending = [step for step in pending if step not in ready]
-        return tuple(done)
+        """Steps in an order where every step comes after all of its upstream steps (steps
+        that could run in either order keep the order of the definition)."""
+        graph = {step.name: {self.producer[name] for name in step.inputs} for step in self.steps}
+        sorter = TopologicalSorter(graph)
+        try:
+            sorter.prepare()
+        except CycleError as error:
+            raise ValueError(f"Cycle among steps {error.args[1]}") from error
+        ordered: list[Step] = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready(), key=self.index.__getitem__)
+            ordered += [self.step(name) for name in ready]
+            sorter.done(*ready)
+        return tuple(ordered)
 
     def downstream(self, name: str) -> tuple[str, ...]:
         """The steps that read what `name` writes."""
         return tuple(target for source, target in self.edges if source == name)
+
+
+def step_command(
+    step: Step,
+    artifact_argument: Callable[[str], Any],
+    pipeline_run: Any,
+    overrides: Sequence[Any] = (),
+    python: str = "python",
+) -> list[Any]:
+    """The command that runs `step` in a container or on a worker:
+
+        python -m <package>.pipeline step NAME --input NAME=PATH ... --output NAME=PATH ...
+            --pipeline-run ID [OVERRIDE ...]
+
+    `artifact_argument(name)` is the `NAME=PATH` argument as the orchestrator spells it (a
+    Kubeflow placeholder, a shell word); `pipeline_run` the orchestrator's id of the run."""
+    command: list[Any] = [python, *STEP_ENTRY, step.name]
+    for flag, names in ((INPUT_FLAG, step.inputs), (OUTPUT_FLAG, step.output_names)):
+        for name in names:
+            command += [flag, artifact_argument(name)]
+    return [*command, RUN_FLAG, pipeline_run, *overrides]
 
 
 PIPELINE = Pipeline(
@@ -128,7 +163,7 @@ PIPELINE = Pipeline(
             "ingest",
             "ingest:ingest",
             inputs=(),
-            outputs=("raw_data",),
+            outputs=(Artifact("raw_data", "raw_data.csv"),),
             summary="Materialise the raw table the pipeline trains on",
             config=("data",),
             # Unset: the team's dataset.generate_dataset makes the table, on every run.
@@ -138,7 +173,10 @@ PIPELINE = Pipeline(
             "validate",
             "validate:validate",
             inputs=("raw_data",),
-            outputs=("validated_data", "validation_report"),
+            outputs=(
+                Artifact("validated_data", "validated_data.csv"),
+                Artifact("validation_report", "validation_report.json"),
+            ),
             summary="Check the raw table against the data schema; stop on bad data",
             # The schema is code (data/schema.py); the fractions decide the smallest table.
             config=("data.val_fraction", "data.test_fraction"),
@@ -147,26 +185,36 @@ PIPELINE = Pipeline(
             "train",
             "train:train",
             inputs=("validated_data",),
-            outputs=("model",),
-            summary="Fit the model on the validated table and log the training run",
-            config=("seed", "ckpt_path", "data", "model", "trainer", "callbacks", "logger"),
+            outputs=(Artifact("model", "model.json"), Artifact("held_out", "held_out.parquet")),
+            summary="Fit the model on the validated table, log the run, keep the held-out rows",
+            config=(
+                "task_name",
+                "family",
+                "seed",
+                "ckpt_path",
+                "data",
+                "model",
+                "trainer",
+                "callbacks",
+                "logger",
+                "paths",
+            ),
         ),
         Step(
             "evaluate",
             "evaluate:evaluate",
-            inputs=("validated_data", "model"),
-            outputs=("evaluation",),
-            summary="Score the model on the held-out split",
-            config=("data", "logger"),
+            inputs=("model", "held_out"),
+            outputs=(Artifact("evaluation", "evaluation.json"),),
+            summary="Score the model on the rows training held out",
         ),
         Step(
             "register",
             "register:register",
-            # The data too: the current champion is scored on the same held-out split.
-            inputs=("validated_data", "model", "evaluation"),
-            outputs=("registration",),
+            # The held-out rows too: the current champion is scored on the same rows.
+            inputs=("model", "evaluation", "held_out"),
+            outputs=(Artifact("registration", "registration.json"),),
             summary="Register the model as challenger if it passes the evaluation gate",
-            config=("data", "logger", "pipeline.registered_model_name", "pipeline.gate"),
+            config=("pipeline.registered_model_name", "pipeline.gate"),
         ),
     ),
 )

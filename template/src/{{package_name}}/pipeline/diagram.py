@@ -46,7 +46,7 @@ def mermaid(pipeline: Pipeline = PIPELINE) -> str:
         lines.append(f"    {node(upstream)} -->|{label(', '.join(flowing))}| {node(downstream)}")
     consumed = {name for step in pipeline.steps for name in step.inputs}
     for step in pipeline.steps:
-        for name in step.outputs:
+        for name in step.output_names:
             if name not in consumed:
                 lines.append(f"    {node(step.name)} -.-> artifact_{name}[/{label(name)}/]")
     lines.append("```")

@@ -1,20 +1,10 @@
 """Compile the pipeline for Kubeflow Pipelines (`make pipeline-compile`).
 
-    python -m <package>.pipeline.kubeflow --output pipeline.yaml [--image IMAGE] [overrides]
-
-Each step of the one pipeline definition becomes a container component that runs the project's
-training image (deploy/docker/train.Dockerfile) with the step command every runner shares:
-
-    python -m <package>.pipeline step NAME --input name=PATH ... --output name=PATH ...
-        --pipeline-run JOB_ID [overrides]
-
-Artifacts travel as Kubeflow artifacts: Kubeflow chooses the paths, uploads what a step writes
-under its output paths and downloads it for the steps that read it, so the task dependencies of the
-compiled DAG are exactly the edges of the definition. Only the standard library, kfp and the
-definition are imported: compiling needs neither the training stack nor a cluster.
-
-Hydra overrides given on the command line are baked into every step's command; `--env` sets
-environment variables (for example MLFLOW_TRACKING_URI) on every step's container.
+Each step of the one definition becomes a container component that runs the training image
+(deploy/docker/train.Dockerfile) with the definition's step command; artifacts travel as Kubeflow
+artifacts, so the compiled DAG's dependencies are the definition's edges. Hydra overrides given
+here are baked into every step; `--env` sets environment variables on every container. Imports
+only the standard library, kfp and the definition. More: docs/pipeline.md, "Kubeflow Pipelines".
 """
 
 # No `from __future__ import annotations`: kfp reads the pipeline function's annotations as
@@ -29,23 +19,10 @@ from typing import Any
 
 from kfp import compiler, dsl
 
-from .definition import PIPELINE, Pipeline, Step
+from .definition import PACKAGE, PIPELINE, STEP_ENTRY, Pipeline, Step, step_command
 
-# The top-level package (this module may run as __main__).
-PACKAGE = Step.__module__.split(".")[0]
 # The training image that `docker build -f deploy/docker/train.Dockerfile -t IMAGE .` produces.
 DEFAULT_IMAGE = os.environ.get("TRAIN_IMAGE", PACKAGE.replace("_", "-") + "-train:latest")
-STEP_COMMAND = ("python", "-m", f"{PACKAGE}.pipeline", "step")
-
-
-def step_args(step: Step, paths: dict[str, Any], overrides: Sequence[str]) -> list[Any]:
-    """The step command's arguments after `step`: `--input/--output name=PATH` per artifact,
-    and the Kubeflow job's id, under which the steps' MLflow runs nest."""
-    args: list[Any] = [step.name]
-    for flag, names in (("--input", step.inputs), ("--output", step.outputs)):
-        for name in names:
-            args += [flag, dsl.ConcatPlaceholder([f"{name}=", paths[name]])]
-    return [*args, "--pipeline-run", dsl.PIPELINE_JOB_ID_PLACEHOLDER, *overrides]
 
 
 def container_component(step: Step, image: str, overrides: Sequence[str]) -> Any:
@@ -54,19 +31,21 @@ def container_component(step: Step, image: str, overrides: Sequence[str]) -> Any
 
     def body(*artifacts: Any) -> dsl.ContainerSpec:
         # kfp passes one placeholder per parameter of the signature below, in its order.
-        named = dict(zip((*step.inputs, *step.outputs), artifacts, strict=True))
-        paths = {name: artifact.path for name, artifact in named.items()}
-        return dsl.ContainerSpec(
-            image=image,
-            command=list(STEP_COMMAND),
-            args=step_args(step, paths, overrides),
+        named = dict(zip((*step.inputs, *step.output_names), artifacts, strict=True))
+        command = step_command(
+            step,
+            lambda name: dsl.ConcatPlaceholder([f"{name}=", named[name].path]),
+            dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            list(overrides),
         )
+        program = 1 + len(STEP_ENTRY)  # python -m <package>.pipeline step
+        return dsl.ContainerSpec(image=image, command=command[:program], args=command[program:])
 
     parameters = [
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
         for names, annotation in (
             (step.inputs, dsl.Input[dsl.Artifact]),
-            (step.outputs, dsl.Output[dsl.Artifact]),
+            (step.output_names, dsl.Output[dsl.Artifact]),
         )
         for name in names
     ]
@@ -96,8 +75,8 @@ def build(
             inputs = {name: tasks[pipeline.producer[name]].outputs[name] for name in step.inputs}
             task = components[step.name](**inputs)
             task.set_display_name(step.name)
-            # The steps cache by themselves; Kubeflow's cache would also reuse `ingest`
-            # (it has no inputs) forever and never see new raw data.
+            # Kubeflow's cache keys on the command line, not on what a step reads: it would
+            # serve `ingest` (no inputs) forever. The steps' own cache decides instead.
             task.set_caching_options(False)
             for name, value in (env or {}).items():
                 task.set_env_variable(name, value)

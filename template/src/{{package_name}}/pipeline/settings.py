@@ -1,18 +1,16 @@
 """The pipeline's config (configs/pipeline.yaml): training's, plus the `pipeline` section.
 
 Checked right after composition, before a step runs or an MLflow run is made (see
-training/settings.py for how a bad value is reported). Print the schema (JSON Schema, for
-editors): `python -m <package>.pipeline.settings --json-schema`.
+training/settings.py for how a bad value is reported). Its JSON Schema: `make config-schema
+SCHEMA=pipeline`.
 """
 
 from __future__ import annotations
 
-import sys
-
 from pydantic import model_validator
 
 from ..registry.settings import GateSettings
-from ..training.settings import Section, Text, TrainConfig, config_error, schema_command
+from ..training.settings import Section, Text, TrainConfig, config_error
 from .definition import PIPELINE
 
 FORCE_ALL = "all"
@@ -43,6 +41,12 @@ class PipelineConfig(TrainConfig):
 
     pipeline: PipelineSection
 
+    @model_validator(mode="after")
+    def _gate_names_measured_metrics(self) -> PipelineConfig:
+        from ..families import available, load
 
-if __name__ == "__main__":
-    sys.exit(schema_command(PipelineConfig))
+        if self.family in available():  # else TrainConfig has reported the family
+            measured = load(self.family).metrics
+            if error := self.pipeline.gate.metric_error(measured, "pipeline.gate"):
+                raise error
+        return self

@@ -1,15 +1,9 @@
 """The evaluation gate between training and the registry's `challenger` alias.
 
-A candidate passes when (1) every configured threshold holds on the held-out split, and
-(2) it is not worse than the current `champion` on the same rows: the champion is scored
-again at gate time, so both numbers come from the same data and the same code. With no
-champion yet, (1) alone decides.
-
-A candidate that passes becomes a new model version with the alias `challenger`. One that
-fails is not registered (the registry holds only candidates that passed), unless
-`register_rejected` is set: then it gets a version without the alias. Either way the gate's
-inputs and verdict are written as `gate.*` tags: on the version, and on the run that
-trained the model and the step's run.
+A candidate passes when every threshold holds on the held-out rows and it is not worse than the
+current `champion`, scored again on the same rows. A passing candidate becomes a version with the
+alias `challenger`; the gate's inputs and verdict are tagged on the version and the runs. The
+rules in full: docs/pipeline.md, "The evaluation gate and the model registry".
 """
 
 from __future__ import annotations
@@ -24,7 +18,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from .scoring import score
+from ..families import ModelFamily
+from ..tracking.runs import Store
 from .settings import GateSettings
 
 CHALLENGER = "challenger"
@@ -115,7 +110,8 @@ class Registration:
 
 
 def gate_and_register(
-    client: MlflowClient,
+    store: Store,
+    family: ModelFamily,
     name: str,
     model_uri: str,
     candidate: Mapping[str, float],
@@ -124,13 +120,14 @@ def gate_and_register(
     extra_tags: Mapping[str, str] | None = None,
 ) -> Registration:
     """Score the champion on `held_out`, decide, and register the candidate accordingly."""
-    version = champion_version(client, name)
-    champion = score(f"models:/{name}/{version}", held_out) if version else None
+    version = champion_version(store.client, name)
+    champion = family.score(store, f"models:/{name}/{version}", held_out) if version else None
     verdict = decide(gate, candidate, champion, version)
     if not verdict.passed and not gate.register_rejected:
         return Registration(verdict, name, None)
     tags = {**verdict.tags(gate), **(extra_tags or {})}
-    registered = mlflow.register_model(model_uri, name, tags=tags)
+    with store.fluent():  # registering a logged model (models:/m-...) is fluent-only
+        registered = mlflow.register_model(model_uri, name, tags=tags)
     if verdict.passed:
-        client.set_registered_model_alias(name, CHALLENGER, registered.version)
+        store.client.set_registered_model_alias(name, CHALLENGER, registered.version)
     return Registration(verdict, name, str(registered.version))

@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from ..errors import ProjectError
+from .environment import restored
 
 CHECK_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -38,17 +39,16 @@ class TrackingServerError(ProjectError):
 
 @contextmanager
 def _check_settings() -> Iterator[None]:
-    unset = [name for name in CHECK_SETTINGS if name not in os.environ]
-    os.environ.update({name: CHECK_SETTINGS[name] for name in unset})
     retries = logging.getLogger("urllib3.connectionpool")  # one warning line per retry
     level = retries.level
-    retries.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        retries.setLevel(level)
-        for name in unset:
-            os.environ.pop(name, None)
+    with restored(*CHECK_SETTINGS):
+        for name, value in CHECK_SETTINGS.items():
+            os.environ.setdefault(name, value)
+        retries.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            retries.setLevel(level)
 
 
 def _network_cause(error: BaseException) -> str | None:

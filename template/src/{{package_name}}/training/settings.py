@@ -1,31 +1,19 @@
 """What each training config value may be, checked right after Hydra composes the config.
 
-The values themselves live in one place, the YAML files under configs/; these models carry only
-types and ranges. Every command checks its composed config (`TrainConfig.from_config(cfg)`)
-before it reads data or creates an MLflow run; a bad value stops it with one line that names the
-key, the value and what is allowed:
-
-    Invalid config: trainer.max_epochs = -1: must be >= 1
-
-Unknown keys in the project's own sections (`data`, `model`, `model.net`) are refused, so a typo
-such as `+data.n_row=5` cannot pass silently; `trainer` accepts exactly the parameters of
-Lightning's Trainer. Sections that configure other libraries' classes (optimizer, scheduler,
-callbacks, logger) accept their extra keyword arguments.
-
-Print the schema (JSON Schema, for editors): `python -m <package>.training.settings --json-schema`
-or `make config-schema`.
+The values live in configs/; these models carry only types and ranges. Every command checks its
+composed config (`TrainConfig.from_config`) before it reads data or creates a run, and a bad
+value stops it with one line that names the key: `Invalid config: trainer.max_epochs = -1: must
+be >= 1`. How unknown keys are treated, section by section: docs/golden-path.md, "Configs".
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import difflib
 import importlib.util
 import inspect
 import json
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -240,6 +228,7 @@ class TrainConfig(ConfigModel):
     model_config = ConfigDict(extra="allow")  # a team's own top-level keys
 
     task_name: Text
+    family: Text
     seed: Seed
     ckpt_path: str | None = None  # None (or absent): fit from scratch
     data: DataSettings
@@ -249,6 +238,17 @@ class TrainConfig(ConfigModel):
     logger: LoggerSettings | None = None
     callbacks: dict[str, CallbackSettings | None] | None = None
     paths: PathSettings
+
+    @model_validator(mode="after")
+    def _family_exists(self) -> TrainConfig:
+        from ..families import available
+
+        if self.family not in available():
+            names = ", ".join(available())
+            raise config_error(
+                "family", f"must be a module of families/ ({names})", value=self.family
+            )
+        return self
 
 
 def _show(value: Any) -> str:
@@ -328,19 +328,3 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     plain = _plain(cfg, "")
     assert isinstance(plain, dict)
     return plain
-
-
-def schema_command(schema: type[BaseModel], argv: Sequence[str] | None = None) -> int:
-    """`python -m <module> --json-schema`: print the JSON Schema of a command's config."""
-    cli = argparse.ArgumentParser(description=schema.__doc__)
-    cli.add_argument("--json-schema", action="store_true", help="print it as JSON Schema")
-    args = cli.parse_args(argv)
-    if not args.json_schema:
-        cli.print_help()
-        return 0
-    print(json.dumps(schema.model_json_schema(by_alias=True), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(schema_command(TrainConfig))

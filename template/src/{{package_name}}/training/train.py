@@ -6,18 +6,25 @@ Every output goes to Hydra's run directory (logs/train/runs/<time>/) or the MLfl
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import reported_errors
 from .config import compose_config, config_dir, register_resolvers
 from .settings import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from lightning.pytorch import LightningDataModule, LightningModule
 
 
 @dataclass
@@ -25,64 +32,86 @@ class TrainingResult:
     test_metrics: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
     model_uri: str | None = None
+    held_out: pd.DataFrame | None = None  # the rows kept out of fitting and model selection
 
 
-def train(cfg: DictConfig) -> TrainingResult:
+def train(cfg: DictConfig, run_id: str | None = None) -> TrainingResult:
     """Fit on train/val, test the best checkpoint, and log everything to MLflow.
 
     The config is checked first (`settings.py`): a bad value raises `ConfigError` before any
-    data is read or any run is created.
+    data is read or any run is created. `cfg` is not changed. `run_id` names a run to log into
+    (a pipeline step's, a trial's), which the caller ends; without it, training makes its own.
+    Only the process of global rank zero logs, exports and registers.
     """
     TrainConfig.from_config(cfg)
     # Imported here, not at the top: a config mistake is reported before the training stack
     # (torch, Lightning, MLflow) has loaded, which takes seconds.
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    from lightning.pytorch import seed_everything
+
+    from ..families import load
+    from ..tracking.runs import Store
+
+    cfg = copy.deepcopy(cfg)  # the family sets values derived from the data on this copy
+    family = load(str(cfg.family))
+    seed_everything(cfg.seed, workers=True)
+    datamodule = family.datamodule(cfg)
+    # Read and check the data before a run exists: a broken table leaves no run behind.
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = family.model(cfg, datamodule)
+    if not logs_to_mlflow(cfg) or getattr(rank_zero_only, "rank", 0) != 0:
+        metrics = _fit(cfg, model, datamodule, None)
+        return TrainingResult(metrics, held_out=family.held_out_rows(datamodule))
+    store = Store.from_config(cfg)
+    owned = run_id is None
+    run_id = run_id or store.start_run(cfg.logger.get("run_name"))
+    # fluent(): Lightning's logger points mlflow's process-wide store at its own; undone after.
+    with store.ended(run_id) if owned else nullcontext(), store.fluent():
+        fingerprint = family.fingerprint(datamodule)
+        params = {"data/fingerprint": fingerprint}
+        store.set_tags(run_id, {"data.fingerprint": fingerprint})
+        store.client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config/train.yaml")
+        metrics = _fit(cfg, model, datamodule, run_id, params)
+        result = TrainingResult(metrics, run_id, held_out=family.held_out_rows(datamodule))
+        for name, figure in family.figures(model).items():
+            store.client.log_figure(run_id, figure, f"plots/{name}.png")
+        result.model_uri = family.log_model(store, run_id, model, datamodule)
+    local = store.uri.startswith("sqlite")
+    browse = "make mlflow-ui, then http://127.0.0.1:5000" if local else store.uri
+    print(
+        f"\nMLflow run {run_id} (experiment {store.experiment_name!r})"
+        f"\n  store: {store.uri}\n  model: {result.model_uri}\n  browse: {browse}"
+    )
+    return result
+
+
+def _fit(
+    cfg: DictConfig,
+    model: LightningModule,
+    datamodule: LightningDataModule,
+    run_id: str | None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Fit, then test the best checkpoint; the test metrics. Logs to `run_id` when given
+    (Lightning's MLflow logger attaches to it), else nowhere."""
     from hydra.utils import instantiate
-    from lightning.pytorch import Trainer, seed_everything
+    from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import MLFlowLogger
+    from lightning.pytorch.loggers import Logger
     from lightning.pytorch.loggers.logger import DummyLogger
 
-    from ..data.datamodule import TabularDataModule
-    from ..models.classifier import BinaryClassifier
-    from ..models.export import log_model
-    from ..tracking.git import git_tags
-    from ..tracking.mlflow_run import log_figures, log_run_context
-
-    seed_everything(cfg.seed, workers=True)
-    datamodule: TabularDataModule = instantiate(cfg.data)
-    with open_dict(cfg):  # the network's input width follows from the data, not from a config
-        cfg.model.net.in_features = datamodule.n_features
-    model: BinaryClassifier = instantiate(cfg.model)
+    logger: Logger = instantiate(cfg.logger, run_id=run_id) if run_id else DummyLogger()
+    if run_id:  # the resolved config, flattened with "/" and batched by Lightning
+        config = OmegaConf.to_container(cfg, resolve=True)
+        logger.log_hyperparams({**cast("dict[str, Any]", config), **(params or {})})
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
-    # A smoke test (fast_dev_run) logs to a dummy: it leaves no run in the tracking store.
-    smoke_test = bool(cfg.trainer.get("fast_dev_run"))
-    logger = DummyLogger() if smoke_test or not cfg.get("logger") else instantiate(cfg.logger)
     # Partial, then called: objects passed as instantiate() kwargs would be merged into the config.
     trainer: Trainer = instantiate(cfg.trainer, _partial_=True)(callbacks=callbacks, logger=logger)
-    tracker = logger if isinstance(logger, MLFlowLogger) else None
-
-    if tracker:
-        params = {"data/fingerprint": datamodule.fingerprint}
-        tags = {**git_tags(cfg.paths.root_dir), "data.fingerprint": datamodule.fingerprint}
-        log_run_context(tracker, cfg, tags, params)
-
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
-    test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best or None)[0]
-    result = TrainingResult(test_metrics=dict(test_metrics))
-
-    if tracker:
-        log_figures(tracker, model.evaluation_figures())
-        result.model_uri = log_model(tracker, model.net, datamodule).model_uri
-        result.run_id = tracker.run_id
-        uri = str(cfg.logger.tracking_uri)
-        browse = "make mlflow-ui, then http://127.0.0.1:5000" if uri.startswith("sqlite") else uri
-        print(
-            f"\nMLflow run {result.run_id} (experiment {cfg.logger.experiment_name!r})"
-            f"\n  store: {uri}\n  model: {result.model_uri}\n  browse: {browse}"
-        )
-    return result
+    return dict(trainer.test(model, datamodule=datamodule, ckpt_path=best or None)[0])
 
 
 def logs_to_mlflow(cfg: DictConfig) -> bool:
@@ -108,8 +137,6 @@ def quiet_console() -> None:
     """Keep the console to what a person needs to read while training runs."""
     # In-memory tensors need no loader workers: Lightning's hint about them does not apply.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    # Raised inside torch.export by torch's own code, not by anything a project can change.
-    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     # Lightning's own use of a torch API that torch deprecated: nothing for a project to change.
     warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdverts())

@@ -1,48 +1,16 @@
-"""Hyperparameter search: `python -m <package>.tuning.search [hydra overrides]` (`make tune`).
+"""Hyperparameter search with Optuna over training's own config (`make tune`).
 
     make tune                                         # 10 more trials of hparams_search/mlp_optuna
     make tune ARGS="hparams_search.n_trials=3 trainer.max_epochs=8"
-    make tune ARGS="hparams_search=my_search"         # configs/hparams_search/my_search.yaml
     make pipeline ARGS="experiment=tuned_mlp_optuna"  # train with the best parameters found
 
-How it works. The search composes `configs/train.yaml` with `+hparams_search=<name>` and the
-command line, exactly as training would, and reads the search settings from the
-`hparams_search` node. Optuna drives the study (no Hydra sweeper plugin: the Optuna sweeper pins
-Optuna 2 and a Hydra release candidate). Each trial samples the search space, composes the
-training config again with the trial's values as ordinary overrides, and calls training's
-`train(cfg)`. Overrides on the command line apply to every trial.
-
-- MLflow: one parent run per study and one child run per trial in training's own store and
-  experiment; the child run is the trial's training run (see `tracking.py`).
-- Pruning: a callback reports the monitored metric after each validation epoch and the study's
-  pruner stops hopeless trials (`callbacks.py`). A pruned trial's run ends as KILLED.
-- Resuming: the study lives in an Optuna RDB storage (`hparams_search.storage`, by default a
-  sqlite file under data/, which `make clean` keeps); running the same study again loads it and
-  adds `n_trials` more trials. Trials left RUNNING by a killed process are marked failed after a
-  missed heartbeat and retried once.
-- Best parameters: recorded on the parent run (tags `best.<key>`, artifact
-  `tuning/best_params.yaml`) and written, after every improvement, as a Hydra experiment:
-  `configs/experiment/tuned_<study>.yaml` (name set by `hparams_search.best_experiment`;
-  null turns it off).
-
-Why an experiment file in configs/experiment/. The pipeline's `train` step, `make train` and a
-notebook all compose the same training config, and `experiment=<name>` is the one override
-that every one of them already accepts, so the tuned parameters need no new mechanism anywhere
-(`make pipeline ARGS="experiment=tuned_mlp_optuna"`). The file has to be part of the code:
-the scheduled training workflow and the Kubeflow or Airflow runners check the repository out
-or run its image, where a file under the git-ignored logs/ or data/ would not exist. So the
-search writes it where it is reviewed and committed like any other config: a diff shows how
-the tuned values moved, and adopting them is a commit. configs/experiment/ is team-owned
-(`copier update` never touches it), and the file is only ever written by `make tune`. If the
-search ran on top of an experiment (`experiment=wide_mlp`), the tuned file includes that
-experiment through its defaults list, so `experiment=tuned_<study>` reproduces the base too.
-Only the searched keys are written: other command-line overrides of the search (a shorter
-`trainer.max_epochs`, say) are listed in the file's header, not applied.
+How trials are composed and tracked, how a study resumes, and why the best parameters become an
+experiment config: docs/pipeline.md, "Hyperparameter search".
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from sqlalchemy.engine import make_url
 
 from ..errors import reported_errors
-from ..tracking.git import git_tags
 from ..training.config import compose_config, config_dir
 from ..training.settings import ConfigError
 from ..training.train import quiet_console, train
@@ -281,12 +248,10 @@ class Search:
         if self.tracker:
             run_id = self.tracker.start_child(self.study, trial, " ".join(trial_overrides))
             trial.set_user_attr("mlflow_run_id", run_id)
-            with open_dict(cfg):
-                cfg.logger.run_id = run_id  # training logs into the trial's child run
         state, score = optuna.trial.TrialState.FAIL, None
         try:
             with trial_scope(trial, self.settings.metric) as monitor:
-                train(cfg)
+                train(cfg, run_id=run_id)  # training logs into the trial's child run
                 monitor.check_pruned()
             score = monitor.score(self.settings.direction)
             state = optuna.trial.TrialState.COMPLETE
@@ -330,7 +295,6 @@ class Search:
         settings = self.settings
         if self.tracker:
             tags = {
-                **git_tags(self.root),
                 "optuna.study_name": settings.study_name,
                 "optuna.storage": _safe_url(settings.storage),
                 "optuna.metric": settings.metric,
@@ -401,10 +365,11 @@ def summary(search_result: SearchResult, settings: SearchSettings) -> str:
 
 def main(argv: Sequence[str] | None = None, report: Callable[[str], None] = print) -> None:
     """Console entry point: the arguments are Hydra overrides."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if any(argument in ("-h", "--help") for argument in arguments):
-        report(__doc__ or "")
-        return
+    cli = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    cli.add_argument("overrides", nargs="*", help="Hydra overrides of configs/train.yaml")
+    arguments = cli.parse_args(argv).overrides
     quiet_console()
     with reported_errors():  # a bad override, value or server: one line, exit status 2
         search = Search(arguments)

@@ -5,13 +5,12 @@ training/settings.py for how a bad value is reported). Besides its own ranges, e
 key must exist in the training config, and the ends of its range (or each choice) must be
 values that training accepts: a bad search space fails now, not at a trial hours later.
 
-Print the schema (JSON Schema, for editors): `python -m <package>.tuning.settings --json-schema`.
+Its JSON Schema: `make config-schema SCHEMA=tune`.
 """
 
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -25,7 +24,6 @@ from ..training.settings import (
     TrainConfig,
     config_error,
     describe,
-    schema_command,
 )
 
 # A study name or an experiment file stem: it becomes part of a file name.
@@ -135,7 +133,3 @@ class SearchConfig(TrainConfig):
                     message = f"a trial would be refused: {refused}"
                     raise config_error(f"{where}.{setting}", message, value=value) from None
         return self
-
-
-if __name__ == "__main__":
-    sys.exit(schema_command(SearchConfig))

@@ -15,100 +15,66 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import mlflow
 import optuna
-from mlflow.entities import Metric, RunStatus, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking.context.registry import resolve_tags
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.entities import Metric, RunStatus
 from omegaconf import DictConfig
 
+from ..tracking.runs import Store
 from ..tracking.server import require_tracking_server
+from ..training.train import logs_to_mlflow
 
-MLFLOW_LOGGER = "lightning.pytorch.loggers.MLFlowLogger"
 PARENT_RUN_ATTR = "mlflow_parent_run"  # study user attribute: {"tracking_uri", "run_id"}
+# How a trial's run ends, by the trial's state (a completed trial: FINISHED).
+TRIAL_END_STATUS = {
+    optuna.trial.TrialState.PRUNED: RunStatus.KILLED,
+    optuna.trial.TrialState.FAIL: RunStatus.FAILED,
+}
 
 
 class StudyTracker:
     """Creates and updates the parent and child runs in training's MLflow store and experiment."""
 
-    def __init__(
-        self, tracking_uri: str, experiment_name: str, artifact_location: str | None
-    ) -> None:
-        self.tracking_uri = tracking_uri
-        self.experiment_name = experiment_name
-        self.client = mlflow.MlflowClient(tracking_uri)
-        experiment = self.client.get_experiment_by_name(experiment_name)
-        if experiment is None or experiment.lifecycle_stage == "deleted":
-            # As MLFlowLogger creates it, so training and the search share one experiment.
-            self.experiment_id = self.client.create_experiment(
-                experiment_name, artifact_location=artifact_location
-            )
-        else:
-            self.experiment_id = experiment.experiment_id
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.parent_run_id = ""
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> StudyTracker | None:
         """The tracker for training's logger config; None when training does not log to MLflow."""
-        logger = cfg.get("logger")
-        if not logger or logger.get("_target_") != MLFLOW_LOGGER:
+        if not logs_to_mlflow(cfg):
             return None
-        if cfg.trainer.get("fast_dev_run"):
-            return None  # training logs nothing in a smoke test
-        location = logger.get("artifact_location")
-        require_tracking_server(str(logger.tracking_uri))
-        return cls(
-            str(logger.tracking_uri),
-            str(logger.experiment_name),
-            None if location is None else str(location),
-        )
-
-    def _exists(self, run_id: str) -> bool:
-        try:
-            run = self.client.get_run(run_id)
-        except MlflowException:
-            return False
-        return run.info.experiment_id == self.experiment_id and run.info.lifecycle_stage == "active"
+        require_tracking_server(str(cfg.logger.tracking_uri))
+        return cls(Store.from_config(cfg))
 
     def open_parent(self, study: optuna.Study, tags: Mapping[str, str]) -> str:
         """The study's parent run, reopened on resume; created on the first run of a study."""
         stored = study.user_attrs.get(PARENT_RUN_ATTR) or {}
         run_id = str(stored.get("run_id", ""))
-        if stored.get("tracking_uri") == self.tracking_uri and run_id and self._exists(run_id):
-            self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        same_store = stored.get("tracking_uri") == self.store.uri
+        if same_store and run_id and self.store.is_active_run(run_id):
+            self.store.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            self.store.set_tags(run_id, tags)
         else:
-            all_tags = resolve_tags({MLFLOW_RUN_NAME: study.study_name, **tags})
-            run = self.client.create_run(self.experiment_id, tags=all_tags)
-            run_id = run.info.run_id
-            study.set_user_attr(
-                PARENT_RUN_ATTR, {"tracking_uri": self.tracking_uri, "run_id": run_id}
-            )
-        self.client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+            run_id = self.store.start_run(study.study_name, tags)
+            study.set_user_attr(PARENT_RUN_ATTR, {"tracking_uri": self.store.uri, "run_id": run_id})
         self.parent_run_id = run_id
         return run_id
 
     def start_child(self, study: optuna.Study, trial: optuna.Trial, overrides: str) -> str:
         tags = {
-            MLFLOW_PARENT_RUN_ID: self.parent_run_id,
-            MLFLOW_RUN_NAME: f"{study.study_name}-trial-{trial.number}",
             "optuna.study_name": study.study_name,
             "optuna.trial_number": str(trial.number),
             "optuna.overrides": overrides,
         }
-        run = self.client.create_run(self.experiment_id, tags=resolve_tags(tags))
-        return str(run.info.run_id)
+        name = f"{study.study_name}-trial-{trial.number}"
+        return self.store.start_run(name, tags, parent=self.parent_run_id)
 
     def end_child(self, run_id: str, state: optuna.trial.TrialState, value: float | None) -> None:
-        self.client.set_tag(run_id, "optuna.trial_state", state.name)
+        tags = {"optuna.trial_state": state.name}
         if value is not None:
-            self.client.set_tag(run_id, "optuna.value", repr(value))
-        if state == optuna.trial.TrialState.PRUNED:
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
-        elif state == optuna.trial.TrialState.FAIL:
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-        elif self.client.get_run(run_id).info.status == "RUNNING":
-            self.client.set_terminated(run_id)
+            tags["optuna.value"] = repr(value)
+        self.store.set_tags(run_id, tags)
+        self.store.end_run(run_id, TRIAL_END_STATUS.get(state, RunStatus.FINISHED))
 
     def record_trial(self, metric: str, trial: optuna.trial.FrozenTrial, best: float) -> None:
         """Objective value of a finished trial and the best value so far, by trial number."""
@@ -119,7 +85,7 @@ class StudyTracker:
             Metric(f"trials/{metric}", trial.value, now, trial.number),
             Metric(f"best/{metric}", best, now, trial.number),
         ]
-        self.client.log_batch(self.parent_run_id, metrics=metrics)
+        self.store.client.log_batch(self.parent_run_id, metrics=metrics)
 
     def record_best(self, trial: optuna.trial.FrozenTrial, values: Mapping[str, Any]) -> None:
         tags = {
@@ -128,27 +94,21 @@ class StudyTracker:
             "best.child_run_id": str(trial.user_attrs.get("mlflow_run_id", "")),
             **{f"best.{key}": str(value) for key, value in values.items()},
         }
-        self.client.log_batch(
-            self.parent_run_id, tags=[RunTag(key, value) for key, value in tags.items()]
-        )
+        self.store.set_tags(self.parent_run_id, tags)
 
     def record_counts(self, study: optuna.Study) -> None:
         states = [trial.state for trial in study.get_trials(deepcopy=False)]
-        tags = {
-            f"optuna.n_trials_{state.name.lower()}": str(states.count(state))
-            for state in (
-                optuna.trial.TrialState.COMPLETE,
-                optuna.trial.TrialState.PRUNED,
-                optuna.trial.TrialState.FAIL,
-            )
-        }
-        self.client.log_batch(
-            self.parent_run_id, tags=[RunTag(key, value) for key, value in tags.items()]
+        counted = (
+            optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED,
+            optuna.trial.TrialState.FAIL,
         )
+        tags = {f"optuna.n_trials_{state.name.lower()}": states.count(state) for state in counted}
+        self.store.set_tags(self.parent_run_id, tags)
 
     def log_text(self, text: str, path: str) -> None:
-        self.client.log_text(self.parent_run_id, text, path)
+        self.store.client.log_text(self.parent_run_id, text, path)
 
     def close(self, status: int = RunStatus.FINISHED) -> None:
         if self.parent_run_id:
-            self.client.set_terminated(self.parent_run_id, RunStatus.to_string(status))
+            self.store.end_run(self.parent_run_id, status)

@@ -1,29 +1,29 @@
-"""evaluate: score the trained model on the held-out split of the same validated table."""
+"""evaluate: score the trained model on the rows that training held out."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig
+import pandas as pd
 
-from ...registry.scoring import HELD_OUT_SPLIT, held_out_rows, score
+from ...families import load
 from ..cache import file_digest
-from ..tracking import current_run_id, tracking_client
+from ..context import StepContext
+
+SPLIT = "test"  # the metrics' prefix in MLflow: the held-out split is the test split
 
 
-def evaluate(validated_data: Path, model: Path, evaluation: Path, cfg: DictConfig) -> None:
-    """`evaluation` (JSON): the model's metrics on the rows training held out."""
-    client = tracking_client(cfg)
-    model_uri = json.loads(model.read_text())["model_uri"]
-    metrics = score(model_uri, held_out_rows(cfg, validated_data))
+def evaluate(model: Path, held_out: Path, evaluation: Path, context: StepContext) -> None:
+    """`evaluation` (JSON): the model's metrics on the held-out rows."""
+    candidate = json.loads(model.read_text())
+    family = load(candidate["family"])
+    metrics = family.score(context.store, candidate["model_uri"], pd.read_parquet(held_out))
     payload = {
-        "model_uri": model_uri,
-        "split": HELD_OUT_SPLIT,
-        "data_sha256": file_digest(validated_data),
+        "model_uri": candidate["model_uri"],
+        "split": SPLIT,
+        "data_sha256": file_digest(held_out),
         "metrics": metrics,
     }
     evaluation.write_text(json.dumps(payload, indent=2))
-    if run_id := current_run_id():
-        for key, value in metrics.items():
-            client.log_metric(run_id, f"{HELD_OUT_SPLIT}/{key}", value)
+    context.log_metrics({f"{SPLIT}/{key}": value for key, value in metrics.items()})

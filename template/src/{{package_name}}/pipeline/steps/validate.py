@@ -10,27 +10,26 @@ import json
 import shutil
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from ...data import schema
 from ...data.raw import read_table
 from ...data.schema import DataValidationError
-from ..tracking import current_run_id, log_json, set_tags, tracking_client
+from ..context import StepContext
 
 
 def validate(
-    raw_data: Path, validated_data: Path, validation_report: Path, cfg: DictConfig
+    raw_data: Path, validated_data: Path, validation_report: Path, context: StepContext
 ) -> None:
     """Write the report (also to MLflow); copy the raw file unchanged to `validated_data`
     when it passes, raise `DataValidationError` when it does not."""
-    splits = schema.Splits(cfg.data.val_fraction, cfg.data.test_fraction)
-    report = schema.validation_report(read_table(raw_data), splits)
+    data = context.cfg.data
+    report = schema.validation_report(
+        read_table(raw_data), schema.Splits(data.val_fraction, data.test_fraction)
+    )
     validation_report.write_text(json.dumps(report, indent=2))
-    if run_id := current_run_id():
-        client = tracking_client(cfg)
-        log_json(client, report, "validation/report.json")
-        tags = {"validation.valid": report["valid"], "validation.failures": len(report["failures"])}
-        set_tags(client, run_id, tags)
+    context.log_json(report, "validation/report.json")
+    context.set_tags(
+        {"validation.valid": report["valid"], "validation.failures": len(report["failures"])}
+    )
     if not report["valid"]:
         raise DataValidationError.from_report(raw_data, report)
     shutil.copyfile(raw_data, validated_data)
