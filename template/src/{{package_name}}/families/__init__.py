@@ -2,7 +2,8 @@
 of model, so that none of them names a family's classes.
 
 A family is a module in this package that defines `FAMILY`, an object with the methods of
-`ModelFamily`; the config's `family` key names the module. `tabular.py` is the first family.
+`ModelFamily` and the schemas of the config's `data` and `model` sections; the config's `family`
+key names the module. `tabular.py` is the first family.
 A new one (an LLM family, say) is a new module and its configs: no platform file changes.
 Family modules import their training stack inside their methods, so that checking a config
 (which reads `metrics`) stays quick.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from lightning.pytorch import LightningDataModule, LightningModule
     from matplotlib.figure import Figure
     from omegaconf import DictConfig
+    from pydantic import BaseModel
 
     from ..tracking.runs import Store
 
@@ -29,6 +31,9 @@ class ModelFamily(Protocol):
     name: str
     # What `score` measures, higher is better: the names the evaluation gate may use.
     metrics: tuple[str, ...]
+    # What the config's `data` and `model` sections may hold (training/settings.py checks them).
+    data_settings: type[BaseModel]
+    model_settings: type[BaseModel]
 
     def datamodule(self, cfg: DictConfig) -> LightningDataModule:
         """The data module of `cfg.data`; its sizes are known without `setup()`."""

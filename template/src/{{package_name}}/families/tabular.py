@@ -4,9 +4,22 @@ logged pyfunc model that takes raw rows (models/export.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from omegaconf import DictConfig, open_dict
+from pydantic import Field, model_validator
+
+from ..training.settings import (
+    Arguments,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    Section,
+    Seed,
+    Text,
+    config_error,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,9 +32,62 @@ if TYPE_CHECKING:
 HELD_OUT_SPLIT = "test"
 
 
+class DataSettings(Section):
+    """`data`: where the table comes from and how it is split and batched."""
+
+    target: Text = Field(alias="_target_")
+    source: str | None
+    raw_path: Text
+    n_rows: PositiveInt
+    seed: Seed
+    val_fraction: Fraction
+    test_fraction: Fraction
+    batch_size: PositiveInt
+    num_workers: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _rows_left_to_train(self) -> DataSettings:
+        if self.val_fraction + self.test_fraction >= 1:
+            total = self.val_fraction + self.test_fraction
+            raise config_error(
+                "test_fraction",
+                f"val_fraction + test_fraction = {total:g} must be < 1 (training needs rows)",
+                value=self.test_fraction,
+            )
+        return self
+
+
+class NetSettings(Section):
+    """`model.net`: the network's shape (models/network.py)."""
+
+    target: Text = Field(alias="_target_")
+    in_features: PositiveInt | None = None  # None (??? in the YAML): training sets it from the data
+    hidden_dims: Annotated[list[PositiveInt], Field(min_length=1)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+
+
+class OptimizerSettings(Arguments):
+    """`model.optimizer`: a torch optimizer (Hydra partial: the model passes its parameters)."""
+
+    partial: bool = Field(alias="_partial_")
+    lr: Annotated[float, Field(gt=0)]
+    weight_decay: NonNegativeFloat
+
+
+class ModelSettings(Section):
+    """`model`: the LightningModule (models/classifier.py) and what it is built from."""
+
+    target: Text = Field(alias="_target_")
+    net: NetSettings
+    optimizer: OptimizerSettings
+    scheduler: dict[str, Any] | None
+
+
 class TabularFamily:
     name = "tabular"
     metrics = ("auroc", "accuracy", "f1")
+    data_settings = DataSettings
+    model_settings = ModelSettings
 
     def datamodule(self, cfg: DictConfig) -> TabularDataModule:
         from hydra.utils import instantiate

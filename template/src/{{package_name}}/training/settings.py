@@ -22,7 +22,7 @@ from typing import Annotated, Any, Self
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ..errors import ProjectError
@@ -60,11 +60,17 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True)
 
     @classmethod
+    def schema_for(cls, data: Mapping[str, Any]) -> type[Self]:
+        """The model that checks `data`: this one, unless a subclass picks by content."""
+        return cls
+
+    @classmethod
     def from_config(cls, cfg: DictConfig | Mapping[str, Any]) -> Self:
         """The settings of a composed config (or of plain data); `ConfigError`, one line that
         names the first bad key, when it breaks them."""
+        data = plain_config(cfg) if isinstance(cfg, DictConfig) else cfg
         try:
-            return cls.model_validate(plain_config(cfg) if isinstance(cfg, DictConfig) else cfg)
+            return cls.schema_for(data).model_validate(data)
         except ValidationError as error:
             problems = error.errors()
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -98,57 +104,6 @@ class Arguments(Open):
     others go to the class as they are (Hydra reports a wrong one when it builds the object)."""
 
     target: Text = Field(alias="_target_")
-
-
-class DataSettings(Section):
-    """`data`: where the table comes from and how it is split and batched."""
-
-    target: Text = Field(alias="_target_")
-    source: str | None
-    raw_path: Text
-    n_rows: PositiveInt
-    seed: Seed
-    val_fraction: Fraction
-    test_fraction: Fraction
-    batch_size: PositiveInt
-    num_workers: NonNegativeInt
-
-    @model_validator(mode="after")
-    def _rows_left_to_train(self) -> DataSettings:
-        if self.val_fraction + self.test_fraction >= 1:
-            total = self.val_fraction + self.test_fraction
-            raise config_error(
-                "test_fraction",
-                f"val_fraction + test_fraction = {total:g} must be < 1 (training needs rows)",
-                value=self.test_fraction,
-            )
-        return self
-
-
-class NetSettings(Section):
-    """`model.net`: the network's shape (models/network.py)."""
-
-    target: Text = Field(alias="_target_")
-    in_features: PositiveInt | None = None  # None (??? in the YAML): training sets it from the data
-    hidden_dims: Annotated[list[PositiveInt], Field(min_length=1)]
-    dropout: Annotated[float, Field(ge=0, lt=1)]
-
-
-class OptimizerSettings(Arguments):
-    """`model.optimizer`: a torch optimizer (Hydra partial: the model passes its parameters)."""
-
-    partial: bool = Field(alias="_partial_")
-    lr: Annotated[float, Field(gt=0)]
-    weight_decay: NonNegativeFloat
-
-
-class ModelSettings(Section):
-    """`model`: the LightningModule (models/classifier.py) and what it is built from."""
-
-    target: Text = Field(alias="_target_")
-    net: NetSettings
-    optimizer: OptimizerSettings
-    scheduler: dict[str, Any] | None
 
 
 @cache
@@ -231,13 +186,25 @@ class TrainConfig(ConfigModel):
     family: Text
     seed: Seed
     ckpt_path: str | None = None  # None (or absent): fit from scratch
-    data: DataSettings
-    model: ModelSettings
+    # Typed by the model family (`for_family`): each family defines its own sections.
+    data: dict[str, Any]
+    model: dict[str, Any]
     trainer: TrainerSettings
     # None or absent (`~logger`, `~callbacks`): training logs nothing, uses no callbacks.
     logger: LoggerSettings | None = None
     callbacks: dict[str, CallbackSettings | None] | None = None
     paths: PathSettings
+
+    @classmethod
+    def for_family(cls, name: str) -> type[Self]:
+        """This config with the `data` and `model` sections of family `name`."""
+        schema: type[Self] = _with_family(cls, name)
+        return schema
+
+    @classmethod
+    def schema_for(cls, data: Mapping[str, Any]) -> type[Self]:
+        family = data.get("family")
+        return cls.for_family(family) if isinstance(family, str) else cls
 
     @model_validator(mode="after")
     def _family_exists(self) -> TrainConfig:
@@ -249,6 +216,22 @@ class TrainConfig(ConfigModel):
                 "family", f"must be a module of families/ ({names})", value=self.family
             )
         return self
+
+
+@cache
+def _with_family(base: type[TrainConfig], name: str) -> Any:
+    from ..families import available, load
+
+    if name not in available():
+        return base  # its validator names the families on offer
+    family = load(name)
+    return create_model(
+        base.__name__,
+        __base__=base,
+        __doc__=base.__doc__,
+        data=(family.data_settings, ...),
+        model=(family.model_settings, ...),
+    )
 
 
 def _show(value: Any) -> str:

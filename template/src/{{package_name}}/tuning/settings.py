@@ -127,7 +127,7 @@ class SearchConfig(TrainConfig):
                 if trial is None or key.partition(".")[0] == "hparams_search":
                     raise config_error(where, "no such key in the training config")
                 try:
-                    TrainConfig.model_validate(trial)
+                    TrainConfig.for_family(self.family).model_validate(trial)
                 except ValidationError as error:
                     refused = describe(error.errors()[0])
                     message = f"a trial would be refused: {refused}"
