@@ -1,14 +1,7 @@
-"""The contract of the raw table: column types, value ranges, no nulls, allowed categories,
-and enough rows for the train/val/test splits.
-
-The columns come from `dataset.py` (team-owned), so a team that adds or renames a feature
-there gets it checked here without editing this file: numeric features must be numbers and
-categorical ones must hold a value of their vocabulary. `NUMERIC_BOUNDS` adds plausible
-ranges for the example's columns; a bound for a column the data set no longer has is ignored.
-A missing column fails; an extra one (an identifier such as customer_id) passes unchecked.
-
-Training (the data module) and the pipeline's validate step both check a table here and
-stop with the same report (`format_report`), raised as `DataValidationError`.
+"""The contract of the raw table: column types, value ranges, no nulls, allowed categories, and
+enough rows for the splits. The columns come from `dataset.py` (team-owned), so a new feature is
+checked without editing this file; training and the pipeline's validate step both raise
+`DataValidationError` with the same report (docs/golden-path.md, "Data").
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
-"""Check the MLflow tracking server before a command reads data or trains.
-
-Left alone, MLflow retries a server that does not answer for about four minutes (7 retries with
-backoff, 120 s per request) and then ends in a long traceback, after the data was read and
-training began. `require_tracking_server` asks the server one cheap question first, with
-MLflow's own request settings shortened for that question: two tries of at most 5 s each. The
-settings apply only where the environment leaves them unset (raise them for a slow server) and
-only to the check: later requests, such as metrics during a long training run, keep MLflow's
-patient retries, so a server that blinks for a minute does not cost a run.
+"""Check the MLflow tracking server before a command reads data or trains: one cheap request
+with MLflow's retries shortened for it alone, instead of four minutes of retries and a traceback
+after training began (docs/golden-path.md, "Tracking").
 """
 
 from __future__ import annotations

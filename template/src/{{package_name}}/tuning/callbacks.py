@@ -1,11 +1,7 @@
-"""The Lightning callback that connects a training run to its Optuna trial.
-
-Training builds its callbacks from the config (`callbacks:` entries with a `_target_`), and a
-trial object cannot live in a config. The search therefore adds an entry whose target is
-`trial_callback`, and makes the running trial available to it through `trial_scope`. The
-callback reports the monitored metric after every validation epoch, lets Optuna's pruner stop a
-hopeless trial (optuna-integration's `PyTorchLightningPruningCallback`, which raises
-`optuna.TrialPruned`), and keeps the values so the search can score the trial.
+"""The Lightning callback that connects a training run to its Optuna trial: it reports the
+monitored metric after each validation epoch, lets the study's pruner stop a hopeless trial, and
+keeps the values the trial is scored on. A trial cannot live in a config, so the search adds a
+callback entry by target and hands it the running trial through `trial_scope`.
 """
 
 from __future__ import annotations

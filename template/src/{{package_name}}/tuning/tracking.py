@@ -1,12 +1,6 @@
-"""A study in MLflow: one parent run per study, one child run per trial.
-
-Each trial's child run is created here and handed to training (`logger.run_id`), so Lightning's
-MLFlowLogger logs the trial's config, metrics, plots and model into that run: the trial's run
-is a complete training run, nested under the study's run. The parent run keeps, as the study
-goes on, each trial's objective value (`trials/<metric>`), the best value so far
-(`best/<metric>`), the best parameters as `best.<key>` tags (tags, not params: MLflow params
-cannot change, and the best parameters do when a study resumes), and artifacts under `tuning/`.
-The parent run's id is stored in the study, so a resumed study keeps adding to the same run.
+"""A study in MLflow: one parent run per study (kept across resumes), one child run per trial
+that training logs into; the parent keeps the objective per trial, the best value so far and the
+best parameters (docs/pipeline.md, "Hyperparameter search").
 """
 
 from __future__ import annotations
