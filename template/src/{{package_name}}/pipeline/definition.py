@@ -95,10 +95,6 @@ class Pipeline:
         raise KeyError(f"No step {name!r}; steps: {', '.join(s.name for s in self.steps)}")
 
     @cached_property
-    def artifacts(self) -> dict[str, Artifact]:
-        return {artifact.name: artifact for step in self.steps for artifact in step.outputs}
-
-    @cached_property
     def producer(self) -> dict[str, str]:
         """Artifact name -> the step that writes it."""
         return {name: step.name for step in self.steps for name in step.output_names}

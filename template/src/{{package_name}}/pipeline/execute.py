@@ -27,6 +27,7 @@ from ..tracking.runs import Store
 from .cache import cache_key, file_digest, unfingerprinted
 from .context import StepContext, step_config
 from .definition import PIPELINE, Step
+from .settings import FORCE_ALL
 
 MANIFEST = "manifest.json"
 ERROR_LIMIT = 5000  # characters of an error kept in a tag
@@ -123,17 +124,18 @@ def execute_step(
     *,
     parent: str | None,
     work_dir: Path,
-    force: bool,
     console: Console,
     label: str,
 ) -> StepOutcome:
-    """Serve `step` from the cache or run it, in an MLflow run nested under `parent`. Raises
-    `StepError` when the step fails (its run and cache entry are marked failed first)."""
+    """Serve `step` from the cache or run it (always when `pipeline.force` names it), in an
+    MLflow run nested under `parent`. Raises `StepError` when the step fails (its run and cache
+    entry are marked failed first)."""
     parts = cache_key(step, cfg, inputs)
     key = parts["key"]
     entry = CacheEntry.of(cfg, step, key)
     always = unfingerprinted(parts)  # a source without a fingerprint: a copy may be stale
-    cached = None if force or always else entry.complete()
+    forced = {FORCE_ALL, step.name} & set(cfg.pipeline.get("force") or ())
+    cached = None if forced or always else entry.complete()
     tags = {"pipeline.step": step.name, "pipeline.cache_key": key}
     run_id = store.start_run(step.name, tags, parent)
     started = time.perf_counter()

@@ -41,14 +41,12 @@ def run_pipeline(
 ) -> PipelineReport:
     """Run every step in order; raises `StepFailedError` (with the report) when one fails."""
     console = console or Console()
-    force = set(cfg.pipeline.get("force") or ())
     store = Store.from_config(cfg)
     run_dir = Path(cfg.pipeline.runs_dir) / run_stamp()
     run_dir.mkdir(parents=True, exist_ok=True)
     parent = start_pipeline_run(store)
-    store.log_params(
-        parent, {"pipeline/force": sorted(force), "pipeline/steps": len(pipeline.steps)}
-    )
+    force = sorted(cfg.pipeline.get("force") or ())
+    store.log_params(parent, {"pipeline/force": force, "pipeline/steps": len(pipeline.steps)})
     report = PipelineReport(pipeline.name, parent, str(run_dir))
     console.rule(f"Pipeline {pipeline.name!r}: MLflow run {parent}")
     artifacts: dict[str, Path] = {}
@@ -66,7 +64,6 @@ def run_pipeline(
                     store,
                     parent=parent,
                     work_dir=run_dir / step.name,
-                    force=bool({FORCE_ALL, step.name} & force),
                     console=console,
                     label=f"[{position}/{len(pipeline.order)}] {step.name}",
                 )

@@ -19,7 +19,6 @@ from ..tracking.runs import Store
 from .definition import PIPELINE
 from .execute import StepError, StepOutcome, end_pipeline_run, execute_step, start_pipeline_run
 from .local import run_stamp
-from .settings import FORCE_ALL
 
 PIPELINE_RUN_TAG = "pipeline.run"
 
@@ -54,7 +53,6 @@ def run_step(
             store,
             parent=parent,
             work_dir=Path(cfg.pipeline.runs_dir) / f"{run_stamp()}-{name}",
-            force=bool({FORCE_ALL, name} & set(cfg.pipeline.get("force") or ())),
             console=console or Console(),
             label=name,
         )

@@ -119,20 +119,19 @@ class Store:
         self.end_run(run_id, RunStatus.FINISHED)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        items = [RunTag(key, value) for key, value in _text(tags).items()]
-        for start in range(0, len(items), BATCH):
-            self.client.log_batch(run_id, tags=items[start : start + BATCH])
+        for batch in _batches([RunTag(key, value) for key, value in _text(tags).items()]):
+            self.client.log_batch(run_id, tags=batch)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         items = [Param(key, value[:PARAM_LIMIT]) for key, value in _text(params).items()]
-        for start in range(0, len(items), BATCH):
-            self.client.log_batch(run_id, params=items[start : start + BATCH])
+        for batch in _batches(items):
+            self.client.log_batch(run_id, params=batch)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         now = _millis()
         items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        for start in range(0, len(items), BATCH):
-            self.client.log_batch(run_id, metrics=items[start : start + BATCH])
+        for batch in _batches(items):
+            self.client.log_batch(run_id, metrics=batch)
 
     def log_json(self, run_id: str, payload: Mapping[str, Any], artifact_file: str) -> None:
         self.client.log_text(run_id, json.dumps(payload, indent=2, default=str), artifact_file)
@@ -170,6 +169,12 @@ class Store:
                 yield
             finally:
                 mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: unset
+
+
+def _batches(items: list[Any]) -> Iterator[list[Any]]:
+    """`items` in slices of the size MLflow accepts in one call."""
+    for start in range(0, len(items), BATCH):
+        yield items[start : start + BATCH]
 
 
 def _text(values: Mapping[str, Any]) -> dict[str, str]:

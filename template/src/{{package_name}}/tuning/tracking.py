@@ -5,12 +5,11 @@ best parameters (docs/pipeline.md, "Hyperparameter search").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import RunStatus
 from omegaconf import DictConfig
 
 from ..tracking.runs import Store
@@ -74,12 +73,8 @@ class StudyTracker:
         """Objective value of a finished trial and the best value so far, by trial number."""
         if trial.value is None:
             return
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(f"trials/{metric}", trial.value, now, trial.number),
-            Metric(f"best/{metric}", best, now, trial.number),
-        ]
-        self.store.client.log_batch(self.parent_run_id, metrics=metrics)
+        values = {f"trials/{metric}": trial.value, f"best/{metric}": best}
+        self.store.log_metrics(self.parent_run_id, values, step=trial.number)
 
     def record_best(self, trial: optuna.trial.FrozenTrial, values: Mapping[str, Any]) -> None:
         tags = {
