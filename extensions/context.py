@@ -21,7 +21,7 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Levels whose components this template version generates and tests.
 IMPLEMENTED_LEVELS = frozenset({1, 2})
 # Levels under construction: offered only to template developers who set PREVIEW_ENV=1.
-PREVIEW_LEVELS: frozenset[int] = frozenset()
+PREVIEW_LEVELS: frozenset[int] = frozenset({3})
 PREVIEW_ENV = "MLOPS_GOLDEN_PATH_PREVIEW"
 
 # What each level is about, as the generated docs name it.
@@ -42,8 +42,8 @@ COMPONENT_LEVELS = {
     "distributed": 4,
 }
 
-# Generated paths (relative to the project root) that belong to one component
-# or one model family; they are excluded whenever that flag is off.
+# Generated paths (relative to the project root) that belong to components or model families.
+# A path is excluded when every flag that owns it is off (.dockerignore serves two images).
 # `{package}` is replaced by the package name.
 OWNED_PATHS: dict[str, tuple[str, ...]] = {
     "pipeline": (
@@ -62,13 +62,41 @@ OWNED_PATHS: dict[str, tuple[str, ...]] = {
     ),
     "kubeflow": (
         "src/{package}/pipeline/kubeflow.py",
-        "deploy",  # the training image; Level 3 will share this folder with serving
+        "deploy",
+        "deploy/docker/train.Dockerfile",
         ".dockerignore",
         "tests/test_kubeflow.py",
     ),
     "airflow": (
         "dags",
         "tests/test_airflow.py",
+    ),
+    "serving": (
+        "src/{package}/serving",
+        "src/{package}/registry/promotion.py",
+        "deploy",
+        "deploy/docker/serve.Dockerfile",
+        ".dockerignore",
+        ".github/workflows/promote.yml",
+        ".github/workflows/deploy.yml",
+        "bench",
+        "docs/serving.md",
+        "tests/test_serving.py",
+        "tests/test_promotion.py",
+        "tests/test_batch.py",
+    ),
+    # deploy/k8s/: a kustomize base and the staging and prod overlays, for either target.
+    "kubernetes": (
+        "deploy/k8s",
+        "deploy/k8s/base/deployment.yaml",
+        "deploy/k8s/base/service.yaml",
+        "deploy/k8s/base/hpa.yaml",
+        "deploy/k8s/base/pdb.yaml",
+    ),
+    "kserve": (
+        "deploy/k8s",
+        "deploy/k8s/base/inferenceservice.yaml",
+        "deploy/k8s/base/kustomizeconfig.yaml",
     ),
     "tabular": (
         "src/{package}/data",
@@ -90,23 +118,32 @@ def as_level(value: Any) -> int:
         return 1
 
 
-def derive_flags(level: int, model_family: str, orchestrator: str) -> dict[str, bool]:
+def derive_flags(
+    level: int, model_family: str, orchestrator: str, deploy_target: str = "none"
+) -> dict[str, bool]:
     """Component flags; an option counts only at the level that offers it, so a
     `-d orchestrator=kubeflow` answer on level 1 turns nothing on."""
     flags = {name: level >= minimum for name, minimum in COMPONENT_LEVELS.items()}
     flags["kubeflow"] = flags["pipeline"] and orchestrator == "kubeflow"
     flags["airflow"] = flags["pipeline"] and orchestrator == "airflow"
+    flags["kubernetes"] = flags["serving"] and deploy_target == "kubernetes"
+    flags["kserve"] = flags["serving"] and deploy_target == "kserve"
+    flags["images"] = flags["kubeflow"] or flags["serving"]  # deploy/docker/ has a Dockerfile
     flags["tabular"] = model_family == "tabular"
     flags["llm"] = model_family == "llm"
     return flags
 
 
 def excluded_paths(flags: dict[str, bool], package: str) -> list[str]:
+    """The owned paths none of whose owners is on, in OWNED_PATHS order."""
+    owners: dict[str, list[str]] = {}
+    for flag, paths in OWNED_PATHS.items():
+        for path in paths:
+            owners.setdefault(path, []).append(flag)
     return [
         path.format(package=package)
-        for flag, paths in OWNED_PATHS.items()
-        if not flags.get(flag, False)
-        for path in paths
+        for path, flags_of_path in owners.items()
+        if not any(flags.get(flag, False) for flag in flags_of_path)
     ]
 
 
@@ -155,6 +192,7 @@ class GoldenPathContext(ContextHook):
             level,
             str(context.get("model_family", "tabular")),
             str(context.get("orchestrator", "local")),
+            str(context.get("deploy_target", "none")),
         )
         context["gp"] = {"level": level, "level_title": LEVEL_TITLES.get(level, ""), **flags}
         context["gp_excluded"] = "\n".join(excluded_paths(flags, package))

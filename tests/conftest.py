@@ -2,11 +2,66 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
-from helpers import TEMPLATE_PATHS
+from helpers import (
+    TEMPLATE_PATHS,
+    env_for,
+    init_repo,
+    load_extension,
+    make,
+    prepare_env,
+    render,
+    run,
+)
+
+PREVIEW_ENV = load_extension("context").PREVIEW_ENV
 
 
 @pytest.fixture(scope="session")
 def copier_template_paths() -> list[str]:
     """pytest-copier copies only these into its session template repo (tagged 99.99.99)."""
     return list(TEMPLATE_PATHS)
+
+
+# --- one Level 3 project with a champion, shared by test_level3.py and test_image.py ----------
+
+
+@pytest.fixture(scope="session")
+def level3_project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(PREVIEW_ENV, "1")  # Level 3 is a preview level
+        dst = render(
+            copier_template,
+            tmp_path_factory.mktemp("level3") / "churn-prediction",
+            maturity_level=3,
+            deploy_target="kubernetes",
+        )
+    return init_repo(dst, "Generate from mlops-golden-path")
+
+
+@pytest.fixture(scope="session")
+def level3_venv(level3_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    env = prepare_env(level3_project, tmp_path_factory.mktemp("env3") / "venv")
+    yield env
+    shutil.rmtree(env, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def level3_champion(level3_project: Path, level3_venv: Path) -> dict[str, Any]:
+    """`make pipeline` then `make promote`, as the project's docs/serving.md says; the aliases."""
+    make(level3_project, level3_venv, "pipeline", 900)
+    promoted = make(level3_project, level3_venv, "promote", 300, "REASON=first model")
+    assert "champion: (none) -> v1" in promoted
+    shown = run(
+        [level3_venv / "bin" / "churn-prediction-registry", "show", "--json"],
+        level3_project,
+        env=env_for(level3_venv),
+    )
+    aliases: dict[str, Any] = json.loads(shown.stdout.strip().splitlines()[-1])
+    return aliases

@@ -34,6 +34,19 @@ BASE_ANSWERS: dict[str, Any] = {
     "author_email": "test-team@example.org",
 }
 PACKAGE = "churn_prediction"  # the package name BASE_ANSWERS derive
+# One row a generated churn project's service scores (data/dataset.py's features).
+SAMPLE_ROW: dict[str, Any] = {
+    "age": 42,
+    "tenure_months": 5,
+    "monthly_charges": 70.5,
+    "total_charges": 352.5,
+    "support_calls": 2,
+    "num_products": 1,
+    "contract": "month_to_month",
+    "payment_method": "electronic_check",
+    "internet_service": "fiber_optic",
+    "paperless_billing": "yes",
+}
 
 
 def copier_config() -> dict[str, Any]:

@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import BASE_ANSWERS, PYTHON, ROOT, copier_config, git, render, run, tool
+from helpers import (
+    BASE_ANSWERS,
+    PYTHON,
+    ROOT,
+    copier_config,
+    git,
+    load_extension,
+    render,
+    run,
+    tool,
+)
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -28,7 +38,10 @@ from packaging.utils import canonicalize_name
 PROJECTS: dict[str, dict[str, Any]] = {
     "L1": {"maturity_level": 1},
     "L2-kubeflow": {"maturity_level": 2, "orchestrator": "kubeflow"},  # workflows + Dockerfile
+    # Both images, the Level 3 workflows and their uv (Level 3 is a preview level).
+    "L3-kubeflow": {"maturity_level": 3, "orchestrator": "kubeflow", "deploy_target": "kserve"},
 }
+PREVIEW_ENV = load_extension("context").PREVIEW_ENV
 SEMVER_LEVELS = {f"version-update:semver-{level}" for level in ("major", "minor", "patch")}
 
 
@@ -37,7 +50,9 @@ def project(
     request: pytest.FixtureRequest, copier_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     dst = tmp_path_factory.mktemp(request.param) / "project"
-    return render(copier_template, dst, torch_backend="pypi", **PROJECTS[request.param])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(PREVIEW_ENV, "1")
+        return render(copier_template, dst, torch_backend="pypi", **PROJECTS[request.param])
 
 
 def load_yaml(path: Path) -> Any:
@@ -54,7 +69,7 @@ def uv_sync_commands(root: Path) -> list[tuple[str, str]]:
         (workflow.name, step.get("run", ""))
         for workflow in sorted((root / ".github" / "workflows").glob("*.yml"))
         for job in load_yaml(workflow)["jobs"].values()
-        for step in job["steps"]
+        for step in job.get("steps", [])  # a job that calls a workflow has none
     ]
     for dockerfile in sorted(root.glob("deploy/docker/*Dockerfile")):
         lines = [line for line in dockerfile.read_text().splitlines() if not line.startswith("#")]
@@ -79,7 +94,7 @@ def uv_versions(root: Path) -> dict[str, str | None]:
     }
     for workflow in sorted((root / ".github" / "workflows").glob("*.yml")):
         for job in load_yaml(workflow)["jobs"].values():
-            for number, step in enumerate(job["steps"]):
+            for number, step in enumerate(job.get("steps", [])):
                 if step.get("uses", "").startswith("astral-sh/setup-uv@"):
                     found[f"{workflow.name} step {number}"] = step.get("with", {}).get("version")
     for dockerfile in sorted(root.glob("deploy/docker/*Dockerfile")):

@@ -1,5 +1,6 @@
 """Level 2 for real: a generated project's own lint, tests and pipeline, the Airflow DAG loaded by
-Airflow's DagBag, and a Level 1 project levelled up with `copier update -d maturity_level=2`.
+Airflow's DagBag, and a Level 1 project levelled up to 2, then to 3 (`copier update -d
+maturity_level=N`) with the team's edits kept.
 """
 
 from __future__ import annotations
@@ -168,49 +169,55 @@ def test_airflow_dag_loads_in_airflow_with_the_pipeline_steps_and_edges(
     assert " passed" in out, out
 
 
-# --- level-up: a Level 1 project with team edits moves to Level 2 ------------------------------
+# --- level-up: a Level 1 project with team edits moves to Level 2, then to Level 3 ---------------
 
 NETWORK = f"src/{PACKAGE}/models/network.py"
 TRAINER = "configs/trainer/default.yaml"
+EXPERIMENT = "configs/experiment/wide_mlp.yaml"
+PIPELINE = "configs/pipeline.yaml"
 # The team's model change: a LayerNorm in front of the MLP, visible in the exported weights.
 USER_LAYER = (
     "        self.layers = nn.Sequential(*layers)\n",
     "        self.layers = nn.Sequential(nn.LayerNorm(in_features), *layers)\n",
 )
+USER_GATE = ("      auroc: 0.7\n", "      auroc: 0.65  # the team's bar\n")
 
 
-def test_level_up_keeps_team_edits_and_the_pipeline_trains_the_team_model(
-    tmp_path: Path,
-) -> None:
+def level_up(project: Path, level: int, **answers: Any) -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_GOLDEN_PATH_PREVIEW", "1")  # Level 3 is a preview level
+        copier.run_update(
+            project,
+            data={"maturity_level": level, **answers},
+            vcs_ref="1.0.0",
+            defaults=True,
+            overwrite=True,
+            unsafe=True,
+            quiet=True,
+        )
+    recorded: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert recorded["maturity_level"] == level
+    return recorded
+
+
+def test_level_ups_keep_team_edits_and_level_3_serves_the_team_model(tmp_path: Path) -> None:
     template = make_template_repo(tmp_path / "template", tag="1.0.0")
     project = render(template, tmp_path / "project", vcs_ref="1.0.0", maturity_level=1)
     init_repo(project, "Generate from mlops-golden-path")
 
+    # Level 1 -> 2: the team changed the network and the trainer.
     network = project / NETWORK
     assert USER_LAYER[0] in network.read_text()
     network.write_text(network.read_text().replace(*USER_LAYER))
     trainer = project / TRAINER
     trainer.write_text(trainer.read_text().replace("max_epochs: 15", "max_epochs: 6"))
     git_commit_all(project, "Team: normalise inputs, shorter training")
-
-    copier.run_update(
-        project,
-        data={"maturity_level": 2},
-        vcs_ref="1.0.0",
-        defaults=True,
-        overwrite=True,
-        unsafe=True,
-        quiet=True,
-    )
-
+    assert level_up(project, 2)["orchestrator"] == "local"
     assert USER_LAYER[1] in network.read_text()
     assert "max_epochs: 6" in trainer.read_text()
     assert "<<<<<<<" not in network.read_text() + trainer.read_text()
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["maturity_level"] == 2
-    assert answers["orchestrator"] == "local"
     for path in (
-        "configs/pipeline.yaml",
+        PIPELINE,
         f"src/{PACKAGE}/pipeline/definition.py",
         ".github/workflows/train.yml",
         "docs/pipeline.md",
@@ -218,6 +225,29 @@ def test_level_up_keeps_team_edits_and_the_pipeline_trains_the_team_model(
         assert (project / path).is_file(), f"{path} did not arrive with the level-up"
     assert "pipeline:" in (project / "Makefile").read_text()
     git_commit_all(project, "Level up to 2")
+
+    # Level 2 -> 3: the team also tuned an experiment and the gate.
+    experiment, gate = project / EXPERIMENT, project / PIPELINE
+    experiment.write_text(experiment.read_text() + "# the team's note\n")
+    assert USER_GATE[0] in gate.read_text()
+    gate.write_text(gate.read_text().replace(*USER_GATE))
+    git_commit_all(project, "Team: our experiment, our gate")
+    assert level_up(project, 3, deploy_target="kserve")["deploy_target"] == "kserve"
+    assert USER_LAYER[1] in network.read_text()
+    assert "max_epochs: 6" in trainer.read_text()
+    assert experiment.read_text().endswith("# the team's note\n")
+    assert USER_GATE[1] in gate.read_text()
+    for path in (
+        f"src/{PACKAGE}/serving/app.py",
+        "deploy/docker/serve.Dockerfile",
+        "deploy/k8s/base/inferenceservice.yaml",
+        ".github/workflows/deploy.yml",
+        "docs/serving.md",
+    ):
+        assert (project / path).is_file(), f"{path} did not arrive with the level-up"
+    assert not (project / "deploy/k8s/base/deployment.yaml").exists()
+    assert "promote:" in (project / "Makefile").read_text()
+    git_commit_all(project, "Level up to 3")
 
     venv = prepare_env(project, tmp_path / "env" / "venv")
     make(project, venv, "pipeline", timeout=900)
@@ -227,9 +257,18 @@ def test_level_up_keeps_team_edits_and_the_pipeline_trains_the_team_model(
     registry = python_in(venv, PROBE, "registry", "sqlite:///mlflow.db", cwd=project)
     (model,) = registry
     (version,) = model["versions"]
+    assert version["tags"]["gate.thresholds"] == '{"auroc": 0.65}'
     weights = python_in(
         venv, PROBE, "weights", version["source"], "artifacts/network.pt2", cwd=project
     )
     # The team's LayerNorm is the first layer: a 1-D weight (the template's first Linear is 2-D).
     assert len(weights["layers.0.weight"]) == 1, weights
     assert len(weights["layers.1.weight"]) == 2, weights
+
+    # The team's model is promoted and scored through the serving path (ONNX, no torch).
+    assert "champion: (none) -> v1" in make(project, venv, "promote", 300, "REASON=levelled up")
+    source = next((project / "data" / "pipeline").glob("train/*/held_out.parquet"))
+    scored = make(
+        project, venv, "batch-predict", 300, f"INPUT={source}", f"OUTPUT={tmp_path / 'out.parquet'}"
+    )
+    assert "scored by churn-prediction v1" in scored

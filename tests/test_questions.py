@@ -406,6 +406,31 @@ def test_an_orchestrator_counts_only_from_level_two(context_ext, orchestrator: s
     assert "src/p/pipeline" in level_one
 
 
+@pytest.mark.parametrize("target", ["kubernetes", "kserve"])
+def test_a_deploy_target_counts_only_from_level_three(context_ext, target: str) -> None:
+    assert context_ext.derive_flags(2, "tabular", "local", target)[target] is False
+    assert context_ext.derive_flags(3, "tabular", "local", target)[target] is True
+    assert context_ext.derive_flags(3, "tabular", "local", "none")[target] is False
+
+
+def test_a_deploy_target_answer_below_level_three_renders_nothing_of_level_three(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    """`-d deploy_target=kserve` on level 2: no manifests, image, workflows or serving code."""
+    project = render(copier_template, tmp_path / "p", maturity_level=2, deploy_target="kserve")
+    leaked = [
+        path
+        for path in ("deploy", ".dockerignore", "docs/serving.md", "src/churn_prediction/serving")
+        if (project / path).exists()
+    ]
+    assert leaked == []
+    assert sorted(p.name for p in (project / ".github" / "workflows").iterdir()) == [
+        "ci.yml",
+        "train.yml",
+    ]
+    assert "deploy_target" not in yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+
 def test_preview_levels_need_the_developer_switch(context_ext, monkeypatch) -> None:
     monkeypatch.setattr(context_ext, "PREVIEW_LEVELS", frozenset({3}))
     monkeypatch.delenv(context_ext.PREVIEW_ENV, raising=False)

@@ -131,6 +131,51 @@ LEVEL_FILES: dict[int, list[str]] = {
         "tests/test_tuning.py",
         "tests/test_validation.py",
     ],
+    3: [
+        ".dockerignore",
+        ".github/workflows/deploy.yml",
+        ".github/workflows/promote.yml",
+        "bench/serving.py",
+        "deploy/docker/serve.Dockerfile",
+        "docs/serving.md",
+        "src/{package}/registry/promotion.py",
+        "src/{package}/serving/__init__.py",
+        "src/{package}/serving/__main__.py",
+        "src/{package}/serving/app.py",
+        "src/{package}/serving/batch.py",
+        "src/{package}/serving/metrics.py",
+        "src/{package}/serving/model.py",
+        "src/{package}/serving/observability.py",
+        "src/{package}/serving/prediction_log.py",
+        "src/{package}/serving/schema.py",
+        "src/{package}/serving/settings.py",
+        "tests/test_batch.py",
+        "tests/test_promotion.py",
+        "tests/test_serving.py",
+    ],
+}
+
+# What each deploy target adds from level 3 on (the image and its workflow are level 3 itself).
+K8S_OVERLAYS = [
+    "deploy/k8s/base/configmap.yaml",
+    "deploy/k8s/base/kustomization.yaml",
+    "deploy/k8s/overlays/prod/kustomization.yaml",
+    "deploy/k8s/overlays/staging/kustomization.yaml",
+]
+DEPLOY_TARGET_FILES: dict[str, list[str]] = {
+    "kubernetes": [
+        *K8S_OVERLAYS,
+        "deploy/k8s/base/deployment.yaml",
+        "deploy/k8s/base/hpa.yaml",
+        "deploy/k8s/base/pdb.yaml",
+        "deploy/k8s/base/service.yaml",
+    ],
+    "kserve": [
+        *K8S_OVERLAYS,
+        "deploy/k8s/base/inferenceservice.yaml",
+        "deploy/k8s/base/kustomizeconfig.yaml",
+    ],
+    "none": [],
 }
 
 # What each orchestrator adds from level 2 on (the local runner is part of level 2 itself).
@@ -152,11 +197,13 @@ ORCHESTRATOR_FILES: dict[str, list[str]] = {
 CONTEXT = load_extension("context")
 
 
-def manifest(level: int, orchestrator: str) -> list[str]:
+def manifest(level: int, orchestrator: str, deploy_target: str) -> list[str]:
     files = [path for lower in range(1, level + 1) for path in LEVEL_FILES[lower]]
     if level >= 2:
         files += ORCHESTRATOR_FILES[orchestrator]
-    return files
+    if level >= 3:
+        files += DEPLOY_TARGET_FILES[deploy_target]
+    return sorted(set(files))  # .dockerignore serves the training and the serving image
 
 
 # Model families the template offers now (llm arrives with its own issue).
@@ -192,25 +239,35 @@ def option_sets() -> list[dict[str, Any]]:
 
 
 ORCHESTRATORS = question_choices("orchestrator")
+DEPLOY_TARGETS = question_choices("deploy_target")
 
-# Level 1 with every option set; from level 2 on, each orchestrator with one option set.
+# Level 1 with every option set; from level 2 on, each orchestrator with one option set, and
+# from level 3 on each deploy target beside one of them.
 MATRIX = [
     {"maturity_level": 1, "model_family": family, **options}
     for family, options in product(FAMILIES, option_sets())
 ] + [
-    {"maturity_level": level, "model_family": family, "orchestrator": orchestrator, **options}
+    {
+        "maturity_level": level,
+        "model_family": family,
+        "orchestrator": orchestrator,
+        **({"deploy_target": target} if level >= 3 else {}),
+        **options,
+    }
     for level in sorted(LEVEL_FILES)
     if level >= 2
     for family in FAMILIES
-    for orchestrator, options in zip(ORCHESTRATORS, option_sets(), strict=False)
+    for orchestrator, target, options in zip(
+        ORCHESTRATORS, DEPLOY_TARGETS, option_sets(), strict=False
+    )
 ]
 
 
 def matrix_id(answers: dict[str, Any]) -> str:
-    orchestrator = answers.get("orchestrator")
+    optional = [answers.get("orchestrator"), answers.get("deploy_target")]
     return (
         f"L{answers['maturity_level']}-{answers['model_family']}"
-        + (f"-{orchestrator}" if orchestrator else "")
+        + "".join(f"-{value}" for value in optional if value)
         + f"-py{answers['python_version']}-{answers['torch_backend']}"
     )
 
@@ -286,10 +343,13 @@ def test_every_offered_model_family_is_rendered(copier_template: Path, tmp_path:
 
 
 def test_manifest(rendered: Rendered) -> None:
-    orchestrator = rendered.answers.get("orchestrator", "local")
-    expected = sorted(
-        path.format(package=rendered.package) for path in manifest(rendered.level, orchestrator)
+    answers = rendered.answers
+    files = manifest(
+        rendered.level,
+        answers.get("orchestrator", "local"),
+        answers.get("deploy_target", "kubernetes"),
     )
+    expected = sorted(path.format(package=rendered.package) for path in files)
     actual = rendered.files()
     missing = sorted(set(expected) - set(actual))
     unexpected = sorted(set(actual) - set(expected))
@@ -462,14 +522,23 @@ def test_ownership_doc_lists_every_team_owned_file(rendered: Rendered) -> None:
             )
 
 
+# Make variables a target refuses to run without.
+REQUIRED_VARIABLES = {"batch-predict": ["INPUT=rows.csv", "OUTPUT=scored.parquet"]}
+
+
 def test_makefile_targets_run_their_tools_through_run(rendered: Rendered) -> None:
     """`make X RUN=` must work in a prepared environment: every tool goes through $(RUN)."""
     listed = run(["make", "--no-print-directory", "help"], rendered.path).stdout
     targets = re.findall(r"^\s*(?:\x1b\[[0-9;]*m)?([a-zA-Z_-]+)", listed, flags=re.MULTILINE)
     assert {"help", "setup", "lint", "test", "train"} <= set(targets), listed
     marker = "RUN_MARKER"
-    for target in set(targets) - {"help", "setup", "clean"}:
-        dry = run(["make", "--no-print-directory", "-n", target, f"RUN={marker}"], rendered.path)
+    # help, setup and clean run no project tool; image runs the container engine.
+    for target in set(targets) - {"help", "setup", "clean", "image"}:
+        required = REQUIRED_VARIABLES.get(target, [])
+        dry = run(
+            ["make", "--no-print-directory", "-n", target, f"RUN={marker}", *required],
+            rendered.path,
+        )
         commands = [line for line in dry.stdout.splitlines() if line.strip()]
         assert commands, target
         assert all(line.startswith(f"{marker} ") for line in commands), (target, commands)

@@ -12,12 +12,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hydra.errors import ConfigCompositionException, OverrideParseException
+try:  # Hydra belongs to the training stack: the serving image runs without it
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+except ImportError:
+    HYDRA_USAGE_ERRORS: tuple[type[Exception], ...] = ()
+else:
+    # What Hydra raises for a bad command line or config group: an override it cannot parse or
+    # apply, an option that does not exist.
+    HYDRA_USAGE_ERRORS = (ConfigCompositionException, OverrideParseException)
 
 FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
-# What Hydra raises for a bad command line or config group: an override it cannot parse or
-# apply, an option that does not exist.
-HYDRA_USAGE_ERRORS = (ConfigCompositionException, OverrideParseException)
 
 
 class ProjectError(Exception):
@@ -26,10 +30,13 @@ class ProjectError(Exception):
     exit_code = 2
 
 
+USAGE_ERRORS: tuple[type[Exception], ...] = (ProjectError, *HYDRA_USAGE_ERRORS)
+
+
 def one_line(error: BaseException) -> str:
     """The message of a mistake on one line (Hydra's messages span several)."""
     text = str(error)
-    if isinstance(error, OverrideParseException):
+    if HYDRA_USAGE_ERRORS and isinstance(error, OverrideParseException):
         reason, _, see = error.message.partition("\nSee ")
         text = f"cannot parse override {error.override!r}: {reason}"
         text += f" (see {see.removesuffix(' for details')})" if see else ""
@@ -49,7 +56,7 @@ def reported_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (ProjectError, *HYDRA_USAGE_ERRORS) as error:
+    except USAGE_ERRORS as error:
         if os.environ.get(FULL_ERROR_ENV) == "1":
             raise
         print(f"error: {one_line(error)}", file=sys.stderr)

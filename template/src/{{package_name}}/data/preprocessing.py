@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,14 +53,19 @@ class Preprocessor:
     def input_columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw rows (a DataFrame with `input_columns`) -> float32 matrix of `feature_names`."""
+    def transform(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """Raw rows -> float32 matrix of `feature_names`.
+
+        `columns` maps each of `input_columns` to its values: a DataFrame (training, batch
+        scoring) or a dict of lists (the service's validated rows: building a DataFrame per
+        request would cost more than the network).
+        """
         blocks = []
         for column, (mean, std) in self.numeric.items():
-            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+            values = numbers(columns[column])
             blocks.append(np.nan_to_num((values - mean) / std, nan=0.0)[:, None])
         for column, vocab in self.categorical.items():
-            values = frame[column].astype(object).to_numpy()
+            values = np.asarray(columns[column], dtype=object)
             blocks.append(values[:, None] == np.asarray(vocab, dtype=object)[None, :])
         return np.hstack(blocks).astype(np.float32)
 
@@ -82,3 +88,12 @@ class Preprocessor:
     @classmethod
     def load(cls, path: str | Path) -> Preprocessor:
         return cls.from_json(Path(path).read_text())
+
+
+def numbers(values: Any) -> np.ndarray:
+    """`values` as float64; what is not a number (text in a CSV column) becomes NaN."""
+    array = np.asarray(values)
+    if array.dtype.kind in "biuf":
+        return array.astype(np.float64)
+    parsed: np.ndarray = pd.to_numeric(pd.Series(array), errors="coerce").to_numpy(np.float64)
+    return parsed

@@ -1,8 +1,14 @@
-"""Export the trained network with torch.export and log it as an MLflow pyfunc model."""
+"""Export the trained network and log it as an MLflow pyfunc model.
+
+The network is saved twice: as a torch.export program, which the pyfunc runs, and as ONNX with
+the sigmoid included, which the Level 3 service and batch scoring run with onnxruntime (no torch
+to import: a lean image and a quick start). tests/test_model.py checks that both agree.
+"""
 
 from __future__ import annotations
 
 import copy
+import logging
 import tempfile
 import warnings
 from importlib.metadata import version
@@ -28,6 +34,34 @@ def export_network(net: nn.Module, example: torch.Tensor) -> torch.export.Export
     network = copy.deepcopy(net).cpu().eval()
     batch = torch.export.Dim("batch")
     return torch.export.export(network, (example,), dynamic_shapes=({0: batch},))
+
+
+class Probabilities(nn.Module):
+    """The network followed by the sigmoid: features in, positive-class probabilities out."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.network(features))
+
+
+def save_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Save `Probabilities(net)` as ONNX with a dynamic batch dimension."""
+    program = export_network(Probabilities(net), example)
+    # The exporter warns about every torchvision operator it cannot register: none is used.
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_program = torch.onnx.export(program, (example,), dynamo=True, verbose=False)
+    finally:
+        quiet.setLevel(level)
+    assert onnx_program is not None
+    onnx_program.save(str(path))
 
 
 def pip_requirements() -> list[str]:
@@ -61,14 +95,20 @@ def log_model(store: Store, run_id: str, net: nn.Module, datamodule: TabularData
 
     with tempfile.TemporaryDirectory() as folder:
         network_path = Path(folder, "network.pt2")
+        onnx_path = Path(folder, "network.onnx")
         preprocessing_path = Path(folder, "preprocessing.json")
         torch.export.save(program, network_path)
+        save_onnx(net, features, onnx_path)
         datamodule.preprocessor.save(preprocessing_path)
         with store.fluent(), mlflow.start_run(run_id=run_id):
             info: ModelInfo = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=PYFUNC_CODE,
-                artifacts={"network": str(network_path), "preprocessing": str(preprocessing_path)},
+                artifacts={
+                    "network": str(network_path),
+                    "network_onnx": str(onnx_path),
+                    "preprocessing": str(preprocessing_path),
+                },
                 code_paths=[preprocessing.__file__],
                 signature=signature,
                 input_example=example,

@@ -1,0 +1,106 @@
+"""The service's Prometheus metrics (`GET /metrics`); deploy/ dashboards and alerts query these.
+
+With several workers each process counts its own: `__main__` then points
+PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start, and `/metrics` adds up
+every worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Request latencies in seconds: dense below 50 ms, where a single-row request should stay.
+# `_created` series double the page and no query reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REQUESTS = Counter(
+    "serving_requests_total", "HTTP requests answered.", ["route", "method", "status"]
+)
+LATENCY = Histogram(
+    "serving_request_duration_seconds",
+    "Time from request to response.",
+    ["route", "method", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "serving_requests_in_flight", "Requests being answered now.", multiprocess_mode="livesum"
+)
+ROWS = Histogram(
+    "serving_request_rows",
+    "Rows per scored request.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+PREDICTIONS = Counter("serving_predictions_total", "Rows scored, by predicted label.", ["label"])
+MODEL_INFO = Gauge(
+    "serving_model_info",
+    "1 for each model this process serves, labelled with its registry name, version and alias.",
+    ["role", "name", "version", "alias"],
+    multiprocess_mode="liveall",
+)
+MODEL_READY = Gauge(
+    "serving_model_ready",
+    "1 when the model is loaded and requests are scored.",
+    multiprocess_mode="livemin",
+)
+MODEL_RELOADS = Counter(
+    "serving_model_reloads_total", "Alias re-resolutions that swapped or failed.", ["outcome"]
+)
+SHADOW = Counter(
+    "serving_shadow_predictions_total",
+    "Rows the shadow model scored, by whether its label agrees with the served model's.",
+    ["agreement"],
+)
+LOG_ROWS = Counter("serving_prediction_log_rows_total", "Rows written to the prediction log.")
+LOG_DROPPED = Counter(
+    "serving_prediction_log_dropped_total",
+    "Rows the prediction log dropped instead of slowing requests, by reason.",
+    ["reason"],
+)
+
+# Exported as 0 from the start: dashboards and alerts compare rates, which need a first sample.
+for _label in ("0", "1"):
+    PREDICTIONS.labels(_label)
+for _agreement in ("agree", "disagree"):
+    SHADOW.labels(_agreement)
+for _outcome in ("swapped", "failed"):
+    MODEL_RELOADS.labels(_outcome)
+for _reason in ("backlog_full", "write_failed"):
+    LOG_DROPPED.labels(_reason)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page and its content type."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def show_model(
+    role: str, info: dict[str, str | None], previous: dict[str, str | None] | None
+) -> None:
+    """Label `serving_model_info` with the model now in `role` (and drop the one it replaced)."""
+    if previous is not None and previous != info:
+        with suppress(KeyError):
+            MODEL_INFO.remove(role, *_labels(previous))
+    MODEL_INFO.labels(role, *_labels(info)).set(1)
+
+
+def _labels(info: dict[str, str | None]) -> list[str]:
+    return [str(info[key]) for key in ("name", "version", "alias")]

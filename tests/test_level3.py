@@ -1,0 +1,314 @@
+"""Level 3 for real: a generated project's own lint and tests, then the champion served by its
+console script under uvicorn on 127.0.0.1: readiness, predictions, errors, metrics, a fuzz run
+of its OpenAPI schema, SIGTERM with a request in flight, batch scoring and rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import (
+    PACKAGE,
+    SAMPLE_ROW,
+    assert_validator_refuses_installed_modules,
+    env_for,
+    make,
+    python_in,
+    run,
+    tool,
+)
+
+pytestmark = pytest.mark.slow
+
+PREFIX = f"{PACKAGE.upper()}_"
+
+
+@pytest.fixture(scope="session")
+def project(level3_project: Path) -> Path:
+    return level3_project
+
+
+@pytest.fixture(scope="session")
+def venv(level3_venv: Path) -> Path:
+    return level3_venv
+
+
+@pytest.fixture(scope="session")
+def champion(level3_champion: dict[str, Any]) -> dict[str, Any]:
+    return level3_champion
+
+
+def test_make_lint(project: Path, venv: Path) -> None:
+    make(project, venv, "lint", timeout=600)
+
+
+def test_package_name_validator_knows_every_installed_module(project: Path, venv: Path) -> None:
+    assert_validator_refuses_installed_modules(project, venv)
+
+
+def test_level_3_tests_of_the_project_pass(project: Path, venv: Path) -> None:
+    """The project's serving, promotion and batch tests (test_level2.py runs the rest of the
+    suite, which Level 3 shares, on a Level 2 project)."""
+    files = ["tests/test_serving.py", "tests/test_promotion.py", "tests/test_batch.py"]
+    output = run([venv / "bin" / "pytest", "-q", *files], project, env=env_for(venv), timeout=1800)
+    assert " passed" in output.stdout
+    assert "skipped" not in output.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def call(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(
+            self.url(path), data=data, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read().decode()
+                status = response.status
+        except urllib.error.HTTPError as error:
+            text, status = error.read().decode(), error.code
+        try:
+            return status, json.loads(text)
+        except json.JSONDecodeError:
+            return status, text
+
+    def wait_ready(self, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                status, body = self.call("/readyz")
+            except (urllib.error.URLError, ConnectionError):
+                status, body = 0, None
+            if status == 200:
+                return dict(body)
+            time.sleep(0.2)
+        raise AssertionError(f"not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+def start(
+    project: Path, venv: Path, log: Path, make_target: bool = True, **settings: str
+) -> Server:
+    """`make serve`, or the console script itself (so that a signal reaches uvicorn alone)."""
+    port = free_port()
+    env = env_for(venv) | {f"{PREFIX}{key.upper()}": value for key, value in settings.items()}
+    command = (
+        ["make", "serve", "RUN=", f"PORT={port}"]
+        if make_target
+        else [str(venv / "bin" / "churn-prediction-serve"), "--port", str(port)]
+    )
+    with log.open("w") as handle:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            command,
+            cwd=project,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # SIGTERM reaches the server, not only make
+        )
+    return Server(process, port, log)
+
+
+@pytest.fixture(scope="session")
+def server(
+    project: Path, venv: Path, champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("serve")
+    served = start(project, venv, folder / "serve.log", prediction_log_dir=str(folder / "log"))
+    served.wait_ready()
+    yield served
+    os.killpg(served.process.pid, signal.SIGTERM)
+    served.process.wait(timeout=60)
+
+
+def test_the_champion_is_served_and_scores_rows(server: Server, champion: dict[str, Any]) -> None:
+    ready = server.wait_ready()
+    assert ready["model"]["version"] == champion["champion"]
+    status, body = server.call("/predict", [SAMPLE_ROW, SAMPLE_ROW | {"contract": "two_year"}])
+    assert status == 200, body
+    assert len(body["predictions"]) == 2
+    assert all(0 <= p["probability"] <= 1 for p in body["predictions"])
+    assert body["model"] == {"name": "churn-prediction", "version": "1", "alias": "champion"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (json.dumps(SAMPLE_ROW | {"age": "old"}).encode(), 422),
+        (json.dumps({k: v for k, v in SAMPLE_ROW.items() if k != "age"}).encode(), 422),
+        (b"[]", 422),
+        (b"{", 400),
+        (json.dumps([SAMPLE_ROW] * 1001).encode(), 413),
+    ],
+    ids=["wrong-type", "missing", "empty", "malformed", "too-many"],
+)
+def test_bad_requests_are_client_errors(server: Server, raw: bytes, status: int) -> None:
+    got, body = server.call("/predict", raw=raw)
+    assert got == status
+    assert body["detail"][0]["message"]
+
+
+def test_metrics_after_traffic(server: Server) -> None:
+    server.call("/predict", SAMPLE_ROW)
+    status, page = server.call("/metrics")
+    assert status == 200
+    for name in (
+        'serving_requests_total{method="POST",route="/predict",status="200"}',
+        "serving_request_duration_seconds_bucket",
+        "serving_requests_in_flight",
+        'serving_model_info{alias="champion",name="churn-prediction",role="served",version="1"}',
+        "serving_predictions_total",
+        "serving_prediction_log_dropped_total",
+    ):
+        assert name in page, name
+
+
+def test_logs_are_json_lines_with_the_request_id(server: Server) -> None:
+    request = urllib.request.Request(server.url("/healthz"), headers={"X-Request-ID": "trace-42"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["X-Request-ID"] == "trace-42"
+    deadline = time.monotonic() + 10
+    while '"trace-42"' not in server.log.read_text():
+        assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+        time.sleep(0.1)
+    line = next(x for x in server.log.read_text().splitlines() if '"trace-42"' in x)
+    record = json.loads(line)
+    assert record["request_id"] == "trace-42"
+    assert record["status"] == 200
+
+
+def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> None:
+    """A fuzz run of the API from its own OpenAPI schema: nothing a client sends is a 500."""
+    proc = run(
+        [
+            tool("schemathesis"),
+            "run",
+            server.url("/openapi.json"),
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "50",
+            "--seed",
+            "1",
+        ],
+        tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:]
+
+
+def test_sigterm_lets_the_request_in_flight_finish(
+    project: Path, venv: Path, champion: dict[str, Any], tmp_path: Path
+) -> None:
+    served = start(project, venv, tmp_path / "serve.log", make_target=False, prediction_log_dir="")
+    served.wait_ready()
+    body = json.dumps([SAMPLE_ROW] * 10).encode()
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as connection:
+        connection.sendall(head + body[:20])  # the request is in flight ...
+        time.sleep(0.5)
+        served.process.send_signal(signal.SIGTERM)  # ... when the stop signal comes
+        time.sleep(0.5)
+        connection.sendall(body[20:])
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    # After its graceful shutdown uvicorn raises the signal again, so a supervisor sees how the
+    # process ended; as PID 1 in a container, where SIGTERM has no default action, it exits 0.
+    assert served.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert "Finished server process" in served.log.read_text()
+
+
+def test_batch_predict_scores_a_file_and_sets_bad_rows_aside(
+    project: Path, venv: Path, champion: dict[str, Any], tmp_path: Path
+) -> None:
+    rows = tmp_path / "rows.csv"
+    good = ",".join(str(value) for value in SAMPLE_ROW.values())
+    bad = good.replace("42,", "forty,", 1)
+    rows.write_text(",".join(SAMPLE_ROW) + "\n" + "\n".join([good, bad, good]) + "\n")
+    output, rejects = tmp_path / "scored.parquet", tmp_path / "rejects.parquet"
+    refused = run(
+        ["make", "batch-predict", "RUN=", f"INPUT={rows}", f"OUTPUT={output}"],
+        project,
+        env=env_for(venv),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "row 1: age is not a finite number" in refused.stderr
+    assert not output.exists()
+    printed = make(
+        project,
+        venv,
+        "batch-predict",
+        300,
+        f"INPUT={rows}",
+        f"OUTPUT={output}",
+        f"REJECTS={rejects}",
+    )
+    assert "2 rows scored by churn-prediction v1" in printed
+    counts = python_in(
+        venv,
+        "-c",
+        "import json, sys, pandas as pd; "
+        "print(json.dumps([len(pd.read_parquet(p)) for p in sys.argv[1:]]))",
+        output,
+        rejects,
+        cwd=project,
+    )
+    assert counts == [2, 1]
+
+
+def test_rollback_restores_the_previous_champion(
+    project: Path, venv: Path, champion: dict[str, Any]
+) -> None:
+    """A second version (the same model registered again by the register step) is promoted,
+    then rolled back; a second rollback has nothing to go back to."""
+    make(
+        project,
+        venv,
+        "pipeline",
+        900,
+        "ARGS=pipeline.force=[register] pipeline.gate.tolerance=1",
+    )
+    assert "champion: v1 -> v2" in make(project, venv, "promote", 300, "REASON=second")
+    assert "champion: v2 -> v1" in make(project, venv, "rollback", 300, "REASON=undo")
+    again = run(["make", "rollback", "RUN="], project, env=env_for(venv), check=False)
+    assert again.returncode != 0
+    assert "nothing to roll back to" in again.stderr
