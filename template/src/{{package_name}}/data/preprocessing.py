@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,16 @@ class Preprocessor:
     def input_columns(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
+    @cached_property
+    def _scales(self) -> tuple[np.ndarray, np.ndarray]:
+        """Means and standard deviations as arrays, made once (transform runs per request)."""
+        mean, std = zip(*self.numeric.values(), strict=True) if self.numeric else ((), ())
+        return np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+
+    @cached_property
+    def _vocabularies(self) -> list[np.ndarray]:
+        return [np.asarray(vocab, dtype=object)[None, :] for vocab in self.categorical.values()]
+
     def transform(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Raw rows -> float32 matrix of `feature_names`.
 
@@ -60,13 +71,11 @@ class Preprocessor:
         scoring) or a dict of lists (the service's validated rows: building a DataFrame per
         request would cost more than the network).
         """
-        blocks = []
-        for column, (mean, std) in self.numeric.items():
-            values = numbers(columns[column])
-            blocks.append(np.nan_to_num((values - mean) / std, nan=0.0)[:, None])
-        for column, vocab in self.categorical.items():
-            values = np.asarray(columns[column], dtype=object)
-            blocks.append(values[:, None] == np.asarray(vocab, dtype=object)[None, :])
+        mean, std = self._scales
+        raw = np.column_stack([numbers(columns[column]) for column in self.numeric])
+        blocks = [np.nan_to_num((raw - mean) / std, nan=0.0)]
+        for column, vocab in zip(self.categorical, self._vocabularies, strict=True):
+            blocks.append(np.asarray(columns[column], dtype=object)[:, None] == vocab)
         return np.hstack(blocks).astype(np.float32)
 
     def to_json(self) -> str:
@@ -94,6 +103,6 @@ def numbers(values: Any) -> np.ndarray:
     """`values` as float64; what is not a number (text in a CSV column) becomes NaN."""
     array = np.asarray(values)
     if array.dtype.kind in "biuf":
-        return array.astype(np.float64)
+        return array.astype(np.float64, copy=False)
     parsed: np.ndarray = pd.to_numeric(pd.Series(array), errors="coerce").to_numpy(np.float64)
     return parsed

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,10 @@ class LoadedModel:
             ) from error
         return cls(ref, preprocessor, session)
 
+    @cached_property
+    def input_name(self) -> str:
+        return str(self.session.get_inputs()[0].name)
+
     def check_features(self, features: tuple[str, ...]) -> None:
         """The model must read exactly the features the API accepts (data/dataset.py)."""
         if sorted(self.preprocessor.input_columns) != sorted(features):
@@ -182,7 +187,7 @@ class LoadedModel:
     def predict(self, columns: Any) -> np.ndarray:
         """Positive-class probabilities of raw rows (a DataFrame or a dict of lists)."""
         features = self.preprocessor.transform(columns)
-        (probabilities,) = self.session.run(None, {self.session.get_inputs()[0].name: features})
+        (probabilities,) = self.session.run(None, {self.input_name: features})
         return np.asarray(probabilities, dtype=np.float64).reshape(-1)
 
     def describe(self) -> dict[str, Any]:
