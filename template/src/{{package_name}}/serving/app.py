@@ -39,6 +39,7 @@ from .schema import (
     RowError,
     columns,
     parse_rows,
+    row_error,
 )
 from .settings import ServeSettings
 
@@ -219,7 +220,7 @@ async def _body(request: Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             message = f"request body over {limit} bytes; send at most MAX_BATCH_ROWS rows"
-            raise RequestError(413, [{"row": None, "field": None, "message": message}])
+            raise RequestError(413, [row_error(None, None, message)])
     return bytes(body)
 
 
@@ -304,7 +305,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def readyz() -> Response:
         models = service.models
         if models.served is None:
-            return _error(503, [{"row": None, "field": None, "message": models.problem}])
+            return _error(503, [row_error(None, None, models.problem)])
         ready: dict[str, Any] = {"status": "ready", "model": models.served.describe()}
         if models.shadow is not None:
             ready["shadow"] = models.shadow.describe()
@@ -339,7 +340,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def predict(request: Request) -> Response:
         if service.models.served is None:
             problem = service.models.problem
-            return _error(503, [{"row": None, "field": None, "message": problem}])
+            return _error(503, [row_error(None, None, problem)])
         try:
             rows = parse_rows(await _body(request, body_limit), settings.max_batch_rows)
         except RequestError as error:

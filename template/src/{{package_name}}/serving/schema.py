@@ -80,14 +80,14 @@ def parse_rows(body: bytes, max_rows: int) -> list[dict[str, Any]]:
         raise _request_error(error, batched=adapter is ROWS) from None
     rows = cast("list[dict[str, Any]]", parsed if adapter is ROWS else [parsed])
     if not rows:
-        raise RequestError(422, [_error(None, None, "the list of rows is empty")])
+        raise RequestError(422, [row_error(None, None, "the list of rows is empty")])
     if len(rows) > max_rows:
         message = f"{len(rows)} rows in one request; at most {max_rows} (MAX_BATCH_ROWS)"
-        raise RequestError(413, [_error(None, None, message)])
+        raise RequestError(413, [row_error(None, None, message)])
     return rows
 
 
-def _error(row: int | None, field: str | None, message: str) -> RowError:
+def row_error(row: int | None, field: str | None, message: str) -> RowError:
     return {"row": row, "field": field, "message": message}
 
 
@@ -95,13 +95,13 @@ def _request_error(error: ValidationError, batched: bool) -> RequestError:
     found: list[RowError] = []
     for detail in error.errors(include_url=False):
         if detail["type"] == "json_invalid":
-            return RequestError(400, [_error(None, None, f"malformed JSON: {detail['msg']}")])
+            return RequestError(400, [row_error(None, None, f"malformed JSON: {detail['msg']}")])
         loc = list(detail["loc"])
         row: int | None = None if batched or not loc else 0
         if batched and loc and isinstance(loc[0], int):
             row = int(loc.pop(0))
         field = str(loc[0]) if loc else None
-        found.append(_error(row, field, _message(detail, field)))
+        found.append(row_error(row, field, _message(detail, field)))
     return RequestError(422, found)
 
 
