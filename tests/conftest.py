@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,10 @@ import pytest
 from helpers import (
     TEMPLATE_PATHS,
     env_for,
-    init_repo,
+    generated_repo,
     load_extension,
     make,
-    prepare_env,
-    render,
+    project_env,
     run,
 )
 
@@ -36,20 +34,18 @@ def copier_template_paths() -> list[str]:
 def level3_project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(PREVIEW_ENV, "1")  # Level 3 is a preview level
-        dst = render(
+        return generated_repo(
             copier_template,
-            tmp_path_factory.mktemp("level3") / "churn-prediction",
+            tmp_path_factory.mktemp("level3"),
             maturity_level=3,
             deploy_target="kubernetes",
         )
-    return init_repo(dst, "Generate from mlops-golden-path")
 
 
 @pytest.fixture(scope="session")
 def level3_venv(level3_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    env = prepare_env(level3_project, tmp_path_factory.mktemp("env3") / "venv")
-    yield env
-    shutil.rmtree(env, ignore_errors=True)
+    with project_env(level3_project, tmp_path_factory.mktemp("env3")) as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,8 +60,8 @@ def test_package_name_validator_knows_every_installed_module(project: Path, venv
 
 
 def test_level_3_tests_of_the_project_pass(project: Path, venv: Path) -> None:
-    """The project's serving, promotion and batch tests (test_level2.py runs the rest of the
-    suite, which Level 3 shares, on a Level 2 project)."""
+    """The project's serving, promotion and batch tests (test_run.py and test_level2.py run the
+    rest of the suite, which Level 3 shares, on Level 1 and Level 2 projects)."""
     files = ["tests/test_serving.py", "tests/test_promotion.py", "tests/test_batch.py"]
     output = run([venv / "bin" / "pytest", "-q", *files], project, env=env_for(venv), timeout=1800)
     assert " passed" in output.stdout
@@ -191,22 +192,29 @@ def test_metrics_after_traffic(server: Server) -> None:
         'serving_model_info{alias="champion",name="churn-prediction",role="served",version="1"}',
         "serving_predictions_total",
         "serving_prediction_log_dropped_total",
+        "serving_batch_requests_bucket",
     ):
         assert name in page, name
 
 
-def test_logs_are_json_lines_with_the_request_id(server: Server) -> None:
-    request = urllib.request.Request(server.url("/healthz"), headers={"X-Request-ID": "trace-42"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.headers["X-Request-ID"] == "trace-42"
+def test_failed_requests_are_logged_as_json_lines_with_their_request_id(server: Server) -> None:
+    request = urllib.request.Request(
+        server.url("/predict"),
+        data=b"[]",
+        headers={"Content-Type": "application/json", "X-Request-ID": "trace-42"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    with refused.value as answer:  # it holds the connection open until closed
+        assert answer.code == 422
+        assert answer.headers["X-Request-ID"] == "trace-42"
     deadline = time.monotonic() + 10
     while '"trace-42"' not in server.log.read_text():
         assert time.monotonic() < deadline, server.log.read_text()[-2000:]
         time.sleep(0.1)
     line = next(x for x in server.log.read_text().splitlines() if '"trace-42"' in x)
     record = json.loads(line)
-    assert record["request_id"] == "trace-42"
-    assert record["status"] == 200
+    assert (record["request_id"], record["status"], record["path"]) == ("trace-42", 422, "/predict")
 
 
 def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> None:
@@ -293,6 +301,33 @@ def test_batch_predict_scores_a_file_and_sets_bad_rows_aside(
         cwd=project,
     )
     assert counts == [2, 1]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run has it)")
+def test_the_serving_benchmark_runs_and_checks_its_batch_scores_against_mlflow(
+    project: Path, venv: Path, champion: dict[str, Any], tmp_path: Path
+) -> None:
+    """`make serve-bench` at its smallest: every server answers under wrk without an error, and
+    the batch command's scores equal `mlflow models predict`'s (the script compares them).
+    Timings are reported, never asserted."""
+    results = tmp_path / "serving.json"
+    arguments = (
+        "--duration 1 --warmup 0 --connections 2 --batch-size 5 --workers 1 --cold-starts 1 "
+        f"--batch-rows 2000 --json {results}"
+    )
+    printed = make(project, venv, "serve-bench", 900, f"ARGS={arguments}")
+    measured = json.loads(results.read_text())
+    served = {(row["server"], row["rows_per_request"]) for row in measured["online"]}
+    assert {("service", 1), ("service", 5), ("mlflow models serve", 1), ("floor", 1)} <= served
+    assert all(row["requests"] > 0 and row["http_errors"] == 0 for row in measured["online"])
+    assert set(measured["cold_start"]) == {
+        "service",
+        "service, model baked in",
+        "service, registry on an MLflow server",
+        "mlflow models serve",
+    }
+    assert [row["rows"] for row in measured["batch"]] == [2000, 2000]  # ours, then mlflow's
+    assert "| goal | measured | met |" in printed
 
 
 def test_rollback_restores_the_previous_champion(

@@ -142,6 +142,7 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/serving/__init__.py",
         "src/{package}/serving/__main__.py",
         "src/{package}/serving/app.py",
+        "src/{package}/serving/batching.py",
         "src/{package}/serving/batch.py",
         "src/{package}/serving/metrics.py",
         "src/{package}/serving/model.py",

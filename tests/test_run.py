@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -26,12 +25,11 @@ from helpers import (
     PROBE,
     PYTHON,
     assert_validator_refuses_installed_modules,
+    generated_repo,
     git,
-    init_repo,
     make,
-    prepare_env,
+    project_env,
     python_in,
-    render,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,24 +37,22 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Level 1 tabular project, a git repository with its first commit (for the git tags)."""
-    dst = render(
+    """The Level 1 tabular project."""
+    return generated_repo(
         copier_template,
-        tmp_path_factory.mktemp("level1") / "churn-prediction",
+        tmp_path_factory.mktemp("level1"),
         maturity_level=1,
         model_family="tabular",
         python_version=PYTHON,
         torch_backend="pypi",  # the cpu backend points uv at download.pytorch.org
     )
-    return init_repo(dst, "Generate from mlops-golden-path")
 
 
 @pytest.fixture(scope="session")
 def prepared_env(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One virtual environment with what `make setup` installs, and the project itself."""
-    venv = prepare_env(project, tmp_path_factory.mktemp("env") / "venv")
-    yield venv
-    shutil.rmtree(venv, ignore_errors=True)
+    with project_env(project, tmp_path_factory.mktemp("env")) as venv:
+        yield venv
 
 
 def stray_files(project: Path) -> list[str]:

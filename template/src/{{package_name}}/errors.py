@@ -12,15 +12,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-try:  # Hydra belongs to the training stack: the serving image runs without it
-    from hydra.errors import ConfigCompositionException, OverrideParseException
-except ImportError:
-    HYDRA_USAGE_ERRORS: tuple[type[Exception], ...] = ()
-else:
-    # What Hydra raises for a bad command line or config group: an override it cannot parse or
-    # apply, an option that does not exist.
-    HYDRA_USAGE_ERRORS = (ConfigCompositionException, OverrideParseException)
-
 FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
 
 
@@ -30,13 +21,22 @@ class ProjectError(Exception):
     exit_code = 2
 
 
-USAGE_ERRORS: tuple[type[Exception], ...] = (ProjectError, *HYDRA_USAGE_ERRORS)
+def usage_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that are a user's mistake: ProjectError, and what Hydra raises for a bad
+    command line or config group (an override it cannot parse or apply, an option that does not
+    exist). Hydra's are looked up only once it is loaded: a process that has not imported it
+    (the model server, which starts faster without it) cannot have raised them."""
+    hydra = sys.modules.get("hydra.errors")
+    if hydra is None:
+        return (ProjectError,)
+    return (ProjectError, hydra.ConfigCompositionException, hydra.OverrideParseException)
 
 
 def one_line(error: BaseException) -> str:
     """The message of a mistake on one line (Hydra's messages span several)."""
     text = str(error)
-    if HYDRA_USAGE_ERRORS and isinstance(error, OverrideParseException):
+    hydra = sys.modules.get("hydra.errors")
+    if hydra is not None and isinstance(error, hydra.OverrideParseException):
         reason, _, see = error.message.partition("\nSee ")
         text = f"cannot parse override {error.override!r}: {reason}"
         text += f" (see {see.removesuffix(' for details')})" if see else ""
@@ -56,8 +56,8 @@ def reported_errors() -> Iterator[None]:
     """
     try:
         yield
-    except USAGE_ERRORS as error:
-        if os.environ.get(FULL_ERROR_ENV) == "1":
+    except Exception as error:
+        if not isinstance(error, usage_errors()) or os.environ.get(FULL_ERROR_ENV) == "1":
             raise
         print(f"error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(getattr(error, "exit_code", ProjectError.exit_code)) from None

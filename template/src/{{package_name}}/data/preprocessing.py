@@ -8,6 +8,7 @@ training used without this package (or Lightning) installed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +17,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+# Up to this many rows of plain values (a request to the service), transform computes with
+# Python floats: numpy's fixed cost per call is most of the time of a few rows.
+FEW_ROWS = 8
+BIG = 1e300  # beyond this a number takes the array path (where overflow has numpy's meaning)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,15 @@ class Preprocessor:
     def _vocabularies(self) -> list[np.ndarray]:
         return [np.asarray(vocab, dtype=object)[None, :] for vocab in self.categorical.values()]
 
+    @cached_property
+    def _one_hot_positions(self) -> list[dict[str, int]]:
+        """Per categorical column, each known value's column in the feature matrix."""
+        start, positions = len(self.numeric), []
+        for vocab in self.categorical.values():
+            positions.append({value: start + index for index, value in enumerate(vocab)})
+            start += len(vocab)
+        return positions
+
     def transform(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Raw rows -> float32 matrix of `feature_names`.
 
@@ -71,12 +86,46 @@ class Preprocessor:
         scoring) or a dict of lists (the service's validated rows: building a DataFrame per
         request would cost more than the network).
         """
+        few = self._transform_few(columns) if isinstance(columns, dict) else None
+        if few is not None:
+            return few
         mean, std = self._scales
         raw = np.column_stack([numbers(columns[column]) for column in self.numeric])
         blocks = [np.nan_to_num((raw - mean) / std, nan=0.0)]
         for column, vocab in zip(self.categorical, self._vocabularies, strict=True):
             blocks.append(np.asarray(columns[column], dtype=object)[:, None] == vocab)
         return np.hstack(blocks).astype(np.float32)
+
+    def _transform_few(self, columns: dict[str, list[Any]]) -> np.ndarray | None:
+        """What `transform` computes, bit for bit, for a few rows of finite numbers and strings;
+        None for anything else (more rows, missing or odd values), which takes the array path."""
+        numeric = [columns[column] for column in self.numeric]
+        categorical = [columns[column] for column in self.categorical]
+        size = len((numeric or categorical or [[]])[0])
+        if size > FEW_ROWS:
+            return None
+        width = len(self.numeric) + sum(map(len, self.categorical.values()))
+        matrix = []
+        for row in range(size):
+            features = [0.0] * width
+            for index, (values, (mean, std)) in enumerate(
+                zip(numeric, self.numeric.values(), strict=True)
+            ):
+                value = values[row]
+                if type(value) not in (int, float) or not -BIG < value < BIG:
+                    return None
+                features[index] = scaled = (value - mean) / std
+                if not math.isfinite(scaled):
+                    return None
+            for values, positions in zip(categorical, self._one_hot_positions, strict=True):
+                value = values[row]
+                if type(value) is not str:
+                    return None
+                position = positions.get(value)
+                if position is not None:
+                    features[position] = 1.0
+            matrix.append(features)
+        return np.array(matrix, dtype=np.float32).reshape(size, width)
 
     def to_json(self) -> str:
         return json.dumps(

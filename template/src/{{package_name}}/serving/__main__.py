@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     # /metrics adds them up.
     if settings.workers > 1:
         os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="serving-metrics-")
+    # MLflow draws a progress bar per download: noise between the JSON log lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     import uvicorn
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         workers=settings.workers,
         log_config=log_config(settings.log_level),
-        access_log=False,  # the service logs each request itself, with its request id
+        access_log=False,  # the service logs requests itself, with their request id
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         loop="uvloop",
         http="httptools",

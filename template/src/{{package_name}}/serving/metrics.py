@@ -45,6 +45,11 @@ ROWS = Histogram(
     "Rows per scored request.",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+BATCH_REQUESTS = Histogram(
+    "serving_batch_requests",
+    "Requests scored together in one model call (serving/batching.py).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 PREDICTIONS = Counter("serving_predictions_total", "Rows scored, by predicted label.", ["label"])
 MODEL_INFO = Gauge(
     "serving_model_info",
@@ -73,8 +78,8 @@ LOG_DROPPED = Counter(
 )
 
 # Exported as 0 from the start: dashboards and alerts compare rates, which need a first sample.
-for _label in ("0", "1"):
-    PREDICTIONS.labels(_label)
+# (The label children are kept where requests use them: labels() takes a lock per call.)
+PREDICTED = {label: PREDICTIONS.labels(str(label)) for label in (0, 1)}
 for _agreement in ("agree", "disagree"):
     SHADOW.labels(_agreement)
 for _outcome in ("swapped", "failed"):

@@ -96,23 +96,28 @@ def fetch(ref: ModelRef, tracking_uri: str, cache_dir: Path) -> Path:
     local = Path(ref.uri)
     if local.is_dir():
         return local
+    source = ref.uri
+    target = None
     if ref.name is not None and ref.version is not None:
-        # Versions are numbered per registry: the registry is part of the key.
-        registry = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
-        target = cache_dir / registry / ref.name / ref.version
+        try:
+            # Where the version's files are, asked of this registry: a models:/ URI would be
+            # looked up in whichever registry MLflow's process-wide settings name.
+            client = _client(tracking_uri)
+            source = client.get_model_version_download_uri(ref.name, ref.version)
+        except Exception as error:  # MlflowException, or the server is unreachable
+            raise ModelLoadError(
+                f"cannot find the files of {ref.uri}: {_first_line(error)}"
+            ) from error
+        # Keyed by where the files are too: a registry made afresh numbers versions from 1 again.
+        key = hashlib.sha256(f"{tracking_uri} {source}".encode()).hexdigest()[:16]
+        target = cache_dir / ref.name / f"{ref.version}-{key}"
         if (target / COMPLETE_MARKER).exists():
             return target
-    else:
-        target = Path(tempfile.mkdtemp(prefix="model-", dir=_made(cache_dir)))
+    target = target or Path(tempfile.mkdtemp(prefix="model-", dir=_made(cache_dir)))
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=_made(cache_dir)))
     try:
         import mlflow
 
-        source = ref.uri
-        if ref.name is not None and ref.version is not None:
-            # Where the version's files are, asked of this registry: a models:/ URI would be
-            # looked up in whichever registry MLflow's process-wide settings name.
-            source = _client(tracking_uri).get_model_version_download_uri(ref.name, ref.version)
         downloaded = Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=source, dst_path=str(staging), tracking_uri=tracking_uri

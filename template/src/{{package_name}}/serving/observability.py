@@ -1,20 +1,23 @@
-"""Per-request bookkeeping: a request id, one JSON log line, and the request metrics.
+"""Per-request bookkeeping: a request id, the request metrics and a JSON access log line.
 
-It is plain ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request), so the
-service's floor stays the framework's.
+It is plain ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request), and by
+default it logs only the requests that failed: formatting and writing a JSON line for every
+request took a quarter of the service's throughput (docs/benchmarks.md), and every scored
+request is in the prediction log with its id anyway.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import IN_FLIGHT, LATENCY, REQUESTS
+from .settings import AccessLog
 
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's id is kept only if it is short and plain: it is echoed and logged.
@@ -53,10 +56,14 @@ def log_config(level: str) -> dict[str, Any]:
 
 
 class RequestObserver:
-    """Takes or makes the request id, answers with it, times the request and logs it."""
+    """Takes or makes the request id, answers with it, times the request and logs it
+    (`access_log`: every request, those answered 4xx or 5xx, or none)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, access_log: AccessLog = "errors") -> None:
         self.app = app
+        self.lowest_logged = {"all": 0, "errors": 400, "off": 1000}[access_log]
+        # (route, method, status) -> its counter and histogram: labels() takes a lock per call.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,6 +71,7 @@ class RequestObserver:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
         status = 500
         started = time.perf_counter()
 
@@ -71,9 +79,7 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
 
         IN_FLIGHT.inc()
@@ -83,19 +89,28 @@ class RequestObserver:
             IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", UNMATCHED)
-            labels = (route, scope["method"], str(status))
-            REQUESTS.labels(*labels).inc()
-            LATENCY.labels(*labels).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            requests, latency = self._metrics(route, scope["method"], status)
+            requests.inc()
+            latency.observe(elapsed)
+            if status >= self.lowest_logged:
+                log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+
+    def _metrics(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:
+            labels = (route, method, str(status))
+            series = self._series[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        return series
 
 
 def _request_id(scope: Scope) -> str:
@@ -104,4 +119,4 @@ def _request_id(scope: Scope) -> str:
             candidate: str = value.decode("latin-1")
             if REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()

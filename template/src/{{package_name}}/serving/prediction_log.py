@@ -1,9 +1,12 @@
 """The prediction log: each scored row with its prediction, model version and time, appended as
 Parquet files under `<dir>/date=YYYY-MM-DD/` for drift monitoring to read.
 
-Requests never wait for it: `record` puts rows in memory and a thread writes them every few
-seconds. When the backlog is full or a write fails (a full disk, a lost mount), rows are
-dropped and counted in `serving_prediction_log_dropped_total`; the service keeps answering.
+Requests never wait for it: `record` appends a request's values to one list per column, and a
+thread writes them every few seconds. Plain lists of numbers and strings cost the cyclic
+garbage collector nothing (a queue of per-request objects made its full passes take 25 ms),
+and each becomes an Arrow column in one C loop. When the backlog is full or a write fails (a
+full disk, a lost mount), rows are dropped and counted in
+`serving_prediction_log_dropped_total`; the service keeps answering.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -60,12 +62,16 @@ class PredictionLog:
         self.sample_rate = sample_rate
         self.flush_s = flush_s
         self.max_rows = max_rows
-        self._pending: list[dict[str, Any]] = []
+        self._pending = self._empty()
+        self._pending_rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._files = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+
+    def _empty(self) -> dict[str, list[Any]]:
+        return {name: [] for name in self.schema.names}
 
     def start(self) -> PredictionLog:
         self._thread.start()
@@ -78,34 +84,35 @@ class PredictionLog:
     def record(
         self,
         columns: Mapping[str, Sequence[Any]],
-        probabilities: np.ndarray,
-        labels: np.ndarray,
+        probabilities: Sequence[float],
+        labels: Sequence[int],
         model: Mapping[str, str | None],
         request_id: str,
         role: str = "served",
     ) -> None:
         """Queue one request's rows; drops them (counted) when the backlog is full."""
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "timestamp": now,
-                "request_id": request_id,
-                "row": index,
-                "role": role,
-                "model_name": model["name"],
-                "model_version": model["version"],
-                "model_alias": model["alias"],
-                **{name: values[index] for name, values in columns.items()},
-                "probability": float(probability),
-                "label": int(label),
-            }
-            for index, (probability, label) in enumerate(zip(probabilities, labels, strict=True))
-        ]
+        size = len(probabilities)
+        request = {
+            "timestamp": time.time_ns() // 1000,  # microseconds, the schema's unit
+            "request_id": request_id,
+            "role": role,
+            "model_name": model["name"],
+            "model_version": model["version"],
+            "model_alias": model["alias"],
+        }
         with self._lock:
-            if len(self._pending) + len(rows) > self.max_rows:
-                LOG_DROPPED.labels("backlog_full").inc(len(rows))
+            if self._pending_rows + size > self.max_rows:
+                LOG_DROPPED.labels("backlog_full").inc(size)
                 return
-            self._pending.extend(rows)
+            self._pending_rows += size
+            pending = self._pending
+            for name, value in request.items():
+                pending[name] += [value] * size
+            pending["row"] += range(size)
+            for name, values in columns.items():
+                pending[name] += values
+            pending["probability"] += probabilities
+            pending["label"] += labels
 
     def _run(self) -> None:
         while not self._stopping:
@@ -115,26 +122,31 @@ class PredictionLog:
     def flush(self) -> None:
         """Write what is queued as one Parquet file (or drop it, counted, if that fails)."""
         with self._lock:
-            rows, self._pending = self._pending, []
-        if not rows:
+            pending, size = self._pending, self._pending_rows
+            self._pending, self._pending_rows = self._empty(), 0
+        if not size:
             return
         try:
-            self._write(rows)
+            self._write(pending)
         except Exception as error:  # a full disk or a lost mount must not stop the service
-            LOG_DROPPED.labels("write_failed").inc(len(rows))
-            log.warning("prediction log: dropped %d rows: %s", len(rows), error)
+            LOG_DROPPED.labels("write_failed").inc(size)
+            log.warning("prediction log: dropped %d rows: %s", size, error)
         else:
-            LOG_ROWS.inc(len(rows))
+            LOG_ROWS.inc(size)
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        stamp = rows[0]["timestamp"]
+    def _write(self, pending: dict[str, list[Any]]) -> None:
+        stamp = datetime.fromtimestamp(pending["timestamp"][0] / 1e6, UTC)
+        table = pa.Table.from_arrays(
+            [pa.array(pending[field.name], field.type) for field in self.schema],
+            schema=self.schema,
+        )
         folder = self.directory / f"date={stamp:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
         self._files += 1
         name = f"part-{stamp:%H%M%S%f}-{os.getpid()}-{self._files}.parquet"
         partial = folder / f".{name}.tmp"
         try:
-            pq.write_table(pa.Table.from_pylist(rows, schema=self.schema), partial)
+            pq.write_table(table, partial)
             partial.rename(folder / name)  # readers never see half a file
         finally:
             partial.unlink(missing_ok=True)
