@@ -10,7 +10,8 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -136,6 +137,23 @@ def init_repo(dst: Path, message: str) -> Path:
     git(dst, "init", "-q")
     git_commit_all(dst, message)
     return dst
+
+
+def generated_repo(template: Path | str, folder: Path, **answers: Any) -> Path:
+    """A project rendered into `folder`/churn-prediction, a git repository with its first commit
+    (for the git tags)."""
+    project = render(template, folder / "churn-prediction", **answers)
+    return init_repo(project, "Generate from mlops-golden-path")
+
+
+@contextmanager
+def project_env(project: Path, folder: Path) -> Iterator[Path]:
+    """`prepare_env` in `folder`/venv, removed afterwards (a few GB with torch)."""
+    venv = prepare_env(project, folder / "venv")
+    try:
+        yield venv
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
 
 
 def make_template_repo(dst: Path, tag: str | None = None) -> Path:

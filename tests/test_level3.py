@@ -325,6 +325,7 @@ def test_the_serving_benchmark_runs_and_checks_its_batch_scores_against_mlflow(
         "service, model baked in",
         "service, registry on an MLflow server",
         "mlflow models serve",
+        "MLflow alone: import it, read the alias from the registry",
     }
     assert [row["rows"] for row in measured["batch"]] == [2000, 2000]  # ours, then mlflow's
     assert "| goal | measured | met |" in printed
