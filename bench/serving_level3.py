@@ -6,7 +6,7 @@ a model (`make pipeline`), promotes it to champion (`make promote`) and runs the
 serving benchmark (`make serve-bench`, bench/serving.py in the project), which needs wrk. Its
 JSON results go into bench/results/serving_level3.json with the commands and the machine.
 
-    .venv/bin/python bench/serving_level3.py                       # about 15 minutes
+    .venv/bin/python bench/serving_level3.py                       # about 13 minutes
     .venv/bin/python bench/serving_level3.py -- --duration 3 --warmup 1 --batch-rows 10000 100000
 """
 
