@@ -63,7 +63,6 @@ class PredictionLog:
         self.flush_s = flush_s
         self.max_rows = max_rows
         self._pending = self._empty()
-        self._pending_rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -101,10 +100,9 @@ class PredictionLog:
             "model_alias": model["alias"],
         }
         with self._lock:
-            if self._pending_rows + size > self.max_rows:
+            if len(self._pending["row"]) + size > self.max_rows:
                 LOG_DROPPED.labels("backlog_full").inc(size)
                 return
-            self._pending_rows += size
             pending = self._pending
             for name, value in request.items():
                 pending[name] += [value] * size
@@ -122,8 +120,8 @@ class PredictionLog:
     def flush(self) -> None:
         """Write what is queued as one Parquet file (or drop it, counted, if that fails)."""
         with self._lock:
-            pending, size = self._pending, self._pending_rows
-            self._pending, self._pending_rows = self._empty(), 0
+            pending, self._pending = self._pending, self._empty()
+        size = len(pending["row"])
         if not size:
             return
         try:
