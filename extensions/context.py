@@ -85,6 +85,12 @@ OWNED_PATHS: dict[str, tuple[str, ...]] = {
         "tests/test_promotion.py",
         "tests/test_batch.py",
     ),
+    "monitoring": (
+        "src/{package}/monitoring",
+        "configs/monitor.yaml",
+        "docs/monitoring.md",
+        "tests/test_monitoring.py",
+    ),
     # deploy/k8s/: a kustomize base and the staging and prod overlays, for either target.
     "kubernetes": (
         "deploy/k8s",

@@ -3,6 +3,7 @@
 The network is saved twice: as a torch.export program, which the pyfunc runs, and as ONNX with
 the sigmoid included, which the Level 3 service and batch scoring run with onnxruntime (no torch
 to import: a lean image and a quick start). tests/test_model.py checks that both agree.
+The model also carries its drift baseline (models/baseline.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from ..data import preprocessing
 from ..data.datamodule import TabularDataModule
 from ..tracking.runs import Store
+from . import baseline
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 # Where pip finds CPU builds of torch (the `+cpu` local version is not on PyPI).
@@ -100,6 +102,7 @@ def log_model(store: Store, run_id: str, net: nn.Module, datamodule: TabularData
         torch.export.save(program, network_path)
         save_onnx(net, features, onnx_path)
         datamodule.preprocessor.save(preprocessing_path)
+        monitoring = _save_baseline(program, datamodule, Path(folder))
         with store.fluent(), mlflow.start_run(run_id=run_id):
             info: ModelInfo = mlflow.pyfunc.log_model(
                 name="model",
@@ -108,6 +111,7 @@ def log_model(store: Store, run_id: str, net: nn.Module, datamodule: TabularData
                     "network": str(network_path),
                     "network_onnx": str(onnx_path),
                     "preprocessing": str(preprocessing_path),
+                    **{name: str(path) for name, path in monitoring.items()},
                 },
                 code_paths=[preprocessing.__file__],
                 signature=signature,
@@ -115,3 +119,17 @@ def log_model(store: Store, run_id: str, net: nn.Module, datamodule: TabularData
                 pip_requirements=pip_requirements(),
             )
     return str(info.model_uri)
+
+
+def _save_baseline(
+    program: torch.export.ExportedProgram, datamodule: TabularDataModule, folder: Path
+) -> dict[str, Path]:
+    """The training rows drift monitoring compares live traffic with, scored by this model."""
+    rows = datamodule.raw_rows("train", n=baseline.MAX_ROWS)
+    features = torch.from_numpy(datamodule.preprocessor.transform(rows))
+    with torch.inference_mode():
+        probabilities = torch.sigmoid(program.module()(features)).numpy().reshape(-1)
+    frame = baseline.reference(rows, probabilities)
+    preprocessor = datamodule.preprocessor
+    stats = baseline.profile(frame, preprocessor.numeric, preprocessor.categorical)
+    return baseline.save(frame, stats, folder)

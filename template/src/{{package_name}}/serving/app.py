@@ -277,6 +277,8 @@ def _documented_errors() -> dict[int | str, dict[str, Any]]:
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings.load()
     service = Service(settings)
+    gauges_file = settings.monitoring_metrics_file
+    monitored = None if gauges_file is None else metrics.FileMetrics(gauges_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -366,7 +368,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus() -> Response:
         metrics.MODEL_READY.set(0 if service.models.served is None else 1)
-        page, content_type = metrics.exposition()
+        page, content_type = metrics.exposition(monitored)
         return Response(page, media_type=content_type)
 
     def openapi() -> dict[str, Any]:

@@ -7,8 +7,11 @@ every worker's files.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterable
 from contextlib import suppress
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,7 +22,12 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Request latencies in seconds: dense below 50 ms, where a single-row request should stay.
@@ -88,13 +96,44 @@ for _reason in ("backlog_full", "write_failed"):
     LOG_DROPPED.labels(_reason)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics page and its content type."""
+class FileMetrics(Collector):
+    """Gauges another process writes in the text format: the drift monitor's (monitoring/gauges.py,
+    MONITORING_METRICS_FILE). Read again whenever the file changes; none until it exists."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.registry = CollectorRegistry()
+        self._stamp: tuple[int, int] | None = None
+        self._families: list[Metric] = []
+        self.registry.register(self)
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._families = list(text_string_to_metric_families(self.path.read_text()))
+            except (OSError, ValueError) as error:  # unreadable, or not the text format
+                log.warning("cannot export the metrics in %s: %s", self.path, error)
+                self._families = []
+        return self._families
+
+
+def exposition(extra: FileMetrics | None = None) -> tuple[bytes, str]:
+    """The metrics page (with `extra`'s) and its content type."""
     if os.environ.get(MULTIPROCESS_ENV):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        page = generate_latest(registry)
+    else:
+        page = generate_latest()
+    if extra is not None:
+        page += generate_latest(extra.registry)
+    return page, CONTENT_TYPE_LATEST
 
 
 def show_model(

@@ -1,0 +1,79 @@
+"""The rows of the prediction log (serving/prediction_log.py) that one model version scored in a
+time window, as a DataFrame of its features and probability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from ..errors import ProjectError
+from ..serving.model import ModelRef
+from ..serving.prediction_log import log_schema
+
+
+class WindowError(ProjectError):
+    """The window holds no rows to compare, or the log cannot be read; the message says why."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending(cls, end: datetime | None, hours: float) -> Window:
+        """The `hours` up to `end` (now when None; a time without an offset is UTC)."""
+        end = datetime.now(UTC) if end is None else end
+        end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
+        return cls(end - timedelta(hours=hours), end)
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
+
+    def dates(self) -> list[str]:
+        """The log's `date=` folders that may hold rows of the window."""
+        days = (self.end.date() - self.start.date()).days
+        return [f"{self.start.date() + timedelta(days=day):%Y-%m-%d}" for day in range(days + 1)]
+
+
+def read_window(
+    directory: Path,
+    window: Window,
+    model: ModelRef,
+    numeric: list[str],
+    categorical: list[str],
+) -> pd.DataFrame:
+    """The features and probability of every row `model` served in `window`; WindowError when
+    the log is missing or unreadable."""
+    if not directory.is_dir():
+        raise WindowError(
+            f"no prediction log at {directory}: point monitor.predictions_dir at the service's "
+            "PREDICTION_LOG_DIR"
+        )
+    schema = log_schema(numeric, categorical)
+    # The date folders are a partition column; `schema` makes every file read as one table.
+    partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+    rows = (
+        ds.field("date").isin(window.dates())
+        & (ds.field("timestamp") >= pa.scalar(window.start, schema.field("timestamp").type))
+        & (ds.field("timestamp") < pa.scalar(window.end, schema.field("timestamp").type))
+        & (ds.field("role") == "served")
+        & (ds.field("model_name") == (model.name or ""))
+        & (ds.field("model_version") == (model.version or ""))
+    )
+    try:
+        dataset = ds.dataset(
+            directory,
+            schema=pa.unify_schemas([schema, partitioning.schema]),
+            format="parquet",
+            partitioning=partitioning,
+        )
+        table = dataset.to_table(columns=[*numeric, *categorical, "probability"], filter=rows)
+    except (pa.ArrowException, OSError) as error:
+        raise WindowError(f"cannot read the prediction log in {directory}: {error}") from None
+    return table.to_pandas()
