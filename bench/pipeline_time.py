@@ -1,4 +1,4 @@
-"""Benchmark: the Level 2 local pipeline (cold and re-run) and a level-up `copier update`.
+"""Benchmark: the Level 2 local pipeline (cold and re-run) and level-up `copier update`s.
 
 Pipeline: renders a Level 2 project, installs it with its dev and pipeline groups into a venv
 (torch's CPU build from local disk), commits it, then times `make pipeline RUN=` cold (no data/,
@@ -7,9 +7,10 @@ again (no `data.source`, so it is never cached) and every step after it hits the
 alone, what a team without the pipeline runs; and the imports of `python -m <package>.pipeline run`,
 the fixed start-up cost inside both.
 
-Update: renders a Level 1 project from a committed and tagged copy of the template, commits it,
-and times, on a fresh copy of that project each run, the level-up `copier update` to Level 2 next
-to a plain version update with no changes (same tag), the baseline a user would compare to.
+Update: renders a Level 1 and a Level 2 project from a committed and tagged copy of the template,
+commits them, and times, on a fresh copy of the project each run, the level-ups `copier update`
+to Level 2 and from 2 to 3 next to a plain version update with no changes (same tag), the baseline
+a user would compare to.
 
     .venv/bin/python bench/pipeline_time.py --runs 3
 """
@@ -127,34 +128,37 @@ def answers_of(project: Path) -> dict[str, Any]:
 
 
 def updates(scratch: Path, runs: int) -> dict[str, Any]:
-    """Level-up and plain version update, each on a fresh copy of one committed Level 1 project."""
+    """Level-ups and a plain version update, each on a fresh copy of a committed project of the
+    level it starts from."""
     repo = tagged_repo(
         golden_path_folder(scratch / "template-folder"), scratch / "golden-path-repo"
     )
-    level1 = scratch / "level1"
-    render_cmd = render_command(level1, src=repo)
-    run(render_cmd)
-    commit(level1)
-    cases = {
-        "version_update": [],
-        "level_up_1_to_2": ["maturity_level=2"],
-    }
-    results: dict[str, Any] = {"render_command": shown(shlex.join(render_cmd), scratch)}
-    for name, answers in cases.items():
+    starts: dict[int, Path] = {}
+    results: dict[str, Any] = {}
+    for level in (1, 2):
+        starts[level] = scratch / f"level{level}"
+        render_cmd = render_command(starts[level], src=repo, maturity_level=level)
+        run(render_cmd)
+        commit(starts[level])
+        results[f"render_command_level{level}"] = shown(shlex.join(render_cmd), scratch)
+    # name: (the level it starts from, the level it ends at)
+    cases = {"version_update": (1, 1), "level_up_1_to_2": (1, 2), "level_up_2_to_3": (2, 3)}
+    for name, (start, end) in cases.items():
         project = scratch / "project"
+        answers = [f"maturity_level={end}"] if end != start else []
         cmd = update_command(project, *answers)
         samples, changed = [], []
         for _ in range(runs):
             shutil.rmtree(project, ignore_errors=True)
-            shutil.copytree(level1, project, symlinks=True)
+            shutil.copytree(starts[start], project, symlinks=True)
             samples.append(timed(cmd))
             level = answers_of(project)["maturity_level"]
             status = subprocess.run(
                 ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
             ).stdout.splitlines()
             changed.append(len(status))
-            # The level-up must reach Level 2; the version update must change nothing.
-            if level != (2 if answers else 1) or (not answers and status):
+            # A level-up must reach its level; the version update must change nothing.
+            if level != end or (end == start and status):
                 raise RuntimeError(f"{name}: level {level} after the update, changed {status}")
         results[name] = {
             "command": shown(shlex.join(cmd), scratch),
@@ -184,7 +188,7 @@ def main() -> None:
         entry = results["pipeline"][key]
         print(f"pipeline {key}: median {entry['median_s']} s over {entry['runs']} runs")
     print(f"cached re-run minus imports: {results['pipeline']['cached_minus_imports_s']} s")
-    for key in ("version_update", "level_up_1_to_2"):
+    for key in ("version_update", "level_up_1_to_2", "level_up_2_to_3"):
         entry = results["update"][key]
         print(f"{key}: median {entry['median_s']} s over {entry['runs']} runs")
     save("pipeline_time", results)

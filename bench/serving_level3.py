@@ -1,6 +1,6 @@
 """Benchmark: a Level 3 project's service, next to `mlflow models serve`, with its own script.
 
-Renders a Level 3 project (a preview level: MLOPS_GOLDEN_PATH_PREVIEW=1), installs it with its
+Renders a Level 3 project, installs it with its
 default groups into a venv (torch's CPU build from local disk), commits it, trains and registers
 a model (`make pipeline`), promotes it to champion (`make promote`) and runs the project's own
 serving benchmark (`make serve-bench`, bench/serving.py in the project), which needs wrk. Its
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -27,8 +26,6 @@ from typing import Any
 from common import run, save, shown, with_path
 from project import install, render
 from train_time import commit
-
-PREVIEW = "MLOPS_GOLDEN_PATH_PREVIEW"
 
 
 def default_groups(project: Path) -> tuple[str, ...]:
@@ -60,10 +57,10 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("serving_level3: needs wrk (apt-get install --no-install-recommends wrk)")
 
-    os.environ[PREVIEW] = "1"  # Level 3 is offered only as a preview
     results: dict[str, Any] = {
-        "render_command": f"{PREVIEW}=1 "
-        + shown(shlex.join(render(args.project, maturity_level=3, deploy_target="kubernetes")))
+        "render_command": shown(
+            shlex.join(render(args.project, maturity_level=3, deploy_target="kubernetes"))
+        )
     }
     results["install"] = install(args.project, args.env, groups=default_groups(args.project))
     commit(args.project)

@@ -19,9 +19,9 @@ from jinja2 import Environment
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Levels whose components this template version generates and tests.
-IMPLEMENTED_LEVELS = frozenset({1, 2})
+IMPLEMENTED_LEVELS = frozenset({1, 2, 3})
 # Levels under construction: offered only to template developers who set PREVIEW_ENV=1.
-PREVIEW_LEVELS: frozenset[int] = frozenset({3})
+PREVIEW_LEVELS: frozenset[int] = frozenset()
 PREVIEW_ENV = "MLOPS_GOLDEN_PATH_PREVIEW"
 
 # What each level is about, as the generated docs name it.
@@ -89,7 +89,12 @@ OWNED_PATHS: dict[str, tuple[str, ...]] = {
         "src/{package}/monitoring",
         "configs/monitor.yaml",
         "docs/monitoring.md",
+        "docs/images/drift-report.png",
         "tests/test_monitoring.py",
+        "tests/test_monitoring_stack.py",
+        "deploy/monitoring",
+        "deploy/platform",
+        ".github/workflows/monitor.yml",
     ),
     # deploy/k8s/: a kustomize base and the staging and prod overlays, for either target.
     "kubernetes": (

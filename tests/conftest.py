@@ -12,13 +12,10 @@ from helpers import (
     TEMPLATE_PATHS,
     env_for,
     generated_repo,
-    load_extension,
     make,
     project_env,
     run,
 )
-
-PREVIEW_ENV = load_extension("context").PREVIEW_ENV
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +29,12 @@ def copier_template_paths() -> list[str]:
 
 @pytest.fixture(scope="session")
 def level3_project(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(PREVIEW_ENV, "1")  # Level 3 is a preview level
-        return generated_repo(
-            copier_template,
-            tmp_path_factory.mktemp("level3"),
-            maturity_level=3,
-            deploy_target="kubernetes",
-        )
+    return generated_repo(
+        copier_template,
+        tmp_path_factory.mktemp("level3"),
+        maturity_level=3,
+        deploy_target="kubernetes",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,6 @@ from helpers import (
     ROOT,
     copier_config,
     git,
-    load_extension,
     render,
     run,
     tool,
@@ -38,10 +37,9 @@ from packaging.utils import canonicalize_name
 PROJECTS: dict[str, dict[str, Any]] = {
     "L1": {"maturity_level": 1},
     "L2-kubeflow": {"maturity_level": 2, "orchestrator": "kubeflow"},  # workflows + Dockerfile
-    # Both images, the Level 3 workflows and their uv (Level 3 is a preview level).
+    # Both images, the Level 3 workflows and their uv.
     "L3-kubeflow": {"maturity_level": 3, "orchestrator": "kubeflow", "deploy_target": "kserve"},
 }
-PREVIEW_ENV = load_extension("context").PREVIEW_ENV
 SEMVER_LEVELS = {f"version-update:semver-{level}" for level in ("major", "minor", "patch")}
 
 
@@ -50,9 +48,7 @@ def project(
     request: pytest.FixtureRequest, copier_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     dst = tmp_path_factory.mktemp(request.param) / "project"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(PREVIEW_ENV, "1")
-        return render(copier_template, dst, torch_backend="pypi", **PROJECTS[request.param])
+    return render(copier_template, dst, torch_backend="pypi", **PROJECTS[request.param])
 
 
 def load_yaml(path: Path) -> Any:

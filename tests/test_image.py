@@ -49,7 +49,6 @@ from helpers import (
     tool,
 )
 
-CONTEXT = load_extension("context")
 UV_VERSION = load_extension("toolchain").UV_VERSION
 
 SLUG = "churn-prediction"  # BASE_ANSWERS' project name
@@ -62,16 +61,14 @@ NOT_IN_IMAGE = ("torch", "lightning", "hydra", "optuna", "flask", "sqlalchemy", 
 
 
 def render_level3(template: Path, dst: Path, **answers: Any) -> Path:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CONTEXT.PREVIEW_ENV, "1")
-        return render(
-            template,
-            dst,
-            maturity_level=3,
-            python_version=PYTHON,
-            torch_backend="pypi",  # the cpu backend points uv at download.pytorch.org
-            **answers,
-        )
+    return render(
+        template,
+        dst,
+        maturity_level=3,
+        python_version=PYTHON,
+        torch_backend="pypi",  # the cpu backend points uv at download.pytorch.org
+        **answers,
+    )
 
 
 # --- static ---------------------------------------------------------------------------------

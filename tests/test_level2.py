@@ -5,6 +5,7 @@ maturity_level=N`) with the team's edits kept.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,18 +201,21 @@ USER_LAYER = (
 USER_GATE = ("      auroc: 0.7\n", "      auroc: 0.65  # the team's bar\n")
 
 
+def pandas_pins(project: Path) -> list[str]:
+    text = (project / "pyproject.toml").read_text()
+    return sorted(set(re.findall(r'"pandas==[^"]+"', text)))
+
+
 def level_up(project: Path, level: int, **answers: Any) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_GOLDEN_PATH_PREVIEW", "1")  # Level 3 is a preview level
-        copier.run_update(
-            project,
-            data={"maturity_level": level, **answers},
-            vcs_ref="1.0.0",
-            defaults=True,
-            overwrite=True,
-            unsafe=True,
-            quiet=True,
-        )
+    copier.run_update(
+        project,
+        data={"maturity_level": level, **answers},
+        vcs_ref="1.0.0",
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+    )
     recorded: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert recorded["maturity_level"] == level
     return recorded
@@ -249,7 +253,10 @@ def test_level_ups_keep_team_edits_and_level_3_serves_the_team_model(tmp_path: P
     assert USER_GATE[0] in gate.read_text()
     gate.write_text(gate.read_text().replace(*USER_GATE))
     git_commit_all(project, "Team: our experiment, our gate")
+    pandas_before = pandas_pins(project)
     assert level_up(project, 3, deploy_target="kserve")["deploy_target"] == "kserve"
+    # The pandas line is one for every level: the team's code never sees its major version flip.
+    assert pandas_pins(project) == pandas_before
     assert USER_LAYER[1] in network.read_text()
     assert "max_epochs: 6" in trainer.read_text()
     assert experiment.read_text().endswith("# the team's note\n")
@@ -260,6 +267,12 @@ def test_level_ups_keep_team_edits_and_level_3_serves_the_team_model(tmp_path: P
         "deploy/k8s/base/inferenceservice.yaml",
         ".github/workflows/deploy.yml",
         "docs/serving.md",
+        "configs/monitor.yaml",
+        f"src/{PACKAGE}/monitoring/__main__.py",
+        "deploy/monitoring/alerts.yml",
+        "deploy/platform/compose.yaml",
+        ".github/workflows/monitor.yml",
+        "docs/monitoring.md",
     ):
         assert (project / path).is_file(), f"{path} did not arrive with the level-up"
     assert not (project / "deploy/k8s/base/deployment.yaml").exists()
@@ -289,3 +302,14 @@ def test_level_ups_keep_team_edits_and_level_3_serves_the_team_model(tmp_path: P
         project, venv, "batch-predict", 300, f"INPUT={source}", f"OUTPUT={tmp_path / 'out.parquet'}"
     )
     assert "scored by churn-prediction v1" in scored
+
+    # Monitoring reads the team's model's baseline; with no traffic yet it says so, exit 2.
+    nowhere = tmp_path / "no-traffic"
+    monitored = run(
+        ["make", "monitor", "RUN=", f"ARGS=monitor.predictions_dir={nowhere}"],
+        project,
+        env=env_for(venv),
+        check=False,
+    )
+    assert monitored.returncode != 0
+    assert f"error: no prediction log at {nowhere}" in monitored.stderr, monitored.stderr

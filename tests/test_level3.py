@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import report_image
 from helpers import (
     PACKAGE,
     SAMPLE_ROW,
@@ -60,9 +62,15 @@ def test_package_name_validator_knows_every_installed_module(project: Path, venv
 
 
 def test_level_3_tests_of_the_project_pass(project: Path, venv: Path) -> None:
-    """The project's serving, promotion and batch tests (test_run.py and test_level2.py run the
-    rest of the suite, which Level 3 shares, on Level 1 and Level 2 projects)."""
-    files = ["tests/test_serving.py", "tests/test_promotion.py", "tests/test_batch.py"]
+    """The project's serving, promotion, batch and monitoring tests (test_run.py and
+    test_level2.py run the rest of the suite, which Level 3 shares, on Level 1 and 2 projects)."""
+    files = [
+        "tests/test_serving.py",
+        "tests/test_promotion.py",
+        "tests/test_batch.py",
+        "tests/test_monitoring.py",
+        "tests/test_monitoring_stack.py",
+    ]
     output = run([venv / "bin" / "pytest", "-q", *files], project, env=env_for(venv), timeout=1800)
     assert " passed" in output.stdout
     assert "skipped" not in output.stdout
@@ -329,6 +337,124 @@ def test_the_serving_benchmark_runs_and_checks_its_batch_scores_against_mlflow(
     }
     assert [row["rows"] for row in measured["batch"]] == [2000, 2000]  # ours, then mlflow's
     assert "| goal | measured | met |" in printed
+
+
+SHIFTED_TRAFFIC = """
+import json, sys
+from churn_prediction.data.dataset import generate_dataset
+from churn_prediction.serving.schema import FEATURES
+rows = generate_dataset(600, seed=5)[list(FEATURES)]
+rows["age"] += 30  # older customers than the model ever saw
+print(rows.to_json(orient="records"))
+"""
+
+
+def logged_rows(page: str) -> float:
+    found = re.search(r"^serving_prediction_log_rows_total (\S+)$", page, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def drift_alert_test(page: str, alerts: Path) -> dict[str, Any]:
+    """A promtool unit test fed with the drift gauges of a /metrics page: FeatureDrift must fire
+    for age, with the labels and score the page holds."""
+    series = [
+        {"series": line.rsplit(" ", 1)[0], "values": f"{line.rsplit(' ', 1)[1]}x5"}
+        for line in page.splitlines()
+        if line.startswith(("model_feature_drift_score{", "model_feature_drift_threshold{"))
+    ]
+    age = next(
+        line
+        for line in page.splitlines()
+        if line.startswith("model_feature_drift_score{") and 'feature="age"' in line
+    )
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', age.split("}")[0]))
+    score = float(age.rsplit(" ", 1)[1])
+    return {
+        "rule_files": [str(alerts)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {
+                        "eval_time": "2m",
+                        "alertname": "FeatureDrift",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "feature": "age",
+                                    "model_name": labels["model_name"],
+                                    "model_version": labels["model_version"],
+                                },
+                                "exp_annotations": {
+                                    "summary": f"age drifts from the baseline of "
+                                    f"{labels['model_name']} v{labels['model_version']} "
+                                    f"(score {score:.3f})",
+                                    "runbook": "docs/monitoring.md#featuredrift",
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_make_monitor_finds_shifted_traffic_and_the_drift_alert_fires(
+    project: Path, venv: Path, champion: dict[str, Any], tmp_path: Path
+) -> None:
+    log, output = tmp_path / "log", tmp_path / "monitor"
+    served = start(
+        project,
+        venv,
+        tmp_path / "serve.log",
+        make_target=False,
+        prediction_log_dir=str(log),
+        prediction_log_flush_s="0.2",
+        monitoring_metrics_file=str(output / "drift.prom"),
+    )
+    try:
+        served.wait_ready()
+        rows = python_in(venv, "-c", SHIFTED_TRAFFIC, cwd=project)
+        for start_row in range(0, len(rows), 100):
+            status, body = served.call("/predict", rows[start_row : start_row + 100])
+            assert status == 200, body
+        deadline = time.monotonic() + 30
+        while logged_rows(served.call("/metrics")[1]) < len(rows):
+            assert time.monotonic() < deadline, "the prediction log was not written"
+            time.sleep(0.2)
+        monitored = run(
+            [
+                "make",
+                "monitor",
+                "RUN=",
+                f"ARGS=monitor.predictions_dir={log} monitor.output_dir={output}",
+            ],
+            project,
+            env=env_for(venv),
+            timeout=300,
+            check=False,
+        )
+        assert monitored.returncode != 0, monitored.stdout  # make reports the command's exit 1
+        assert "age: drift" in monitored.stdout, monitored.stdout
+        assert "600 predictions" in monitored.stdout
+        status, page = served.call("/metrics")
+        assert status == 200
+        assert re.search(r'model_feature_drift_detected\{[^}]*feature="age"[^}]*\} 1\.0', page)
+    finally:
+        served.stop()
+    # The report renders in a browser as the docs' picture of it does (tools/report_image.py).
+    image = report_image.screenshot(output / "report.html", tmp_path / "report.png")
+    assert report_image.png_size(image) == (report_image.WIDTH, report_image.HEIGHT)
+    assert image.stat().st_size > 50_000  # plots and tables, not a blank page
+    test_file = tmp_path / "drift.test.yml"
+    test_file.write_text(
+        json.dumps(drift_alert_test(page, project / "deploy/monitoring/alerts.yml"))
+    )
+    run(["promtool", "test", "rules", test_file], tmp_path)
 
 
 def test_rollback_restores_the_previous_champion(

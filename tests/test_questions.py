@@ -222,16 +222,16 @@ def test_bad_email_is_refused(copier_template: Path, tmp_path: Path, email: str)
 # --- choices: level, family, python, torch backend --------------------------------------------
 
 
-@pytest.mark.parametrize("level", [3, 4, "3", "4"])
+@pytest.mark.parametrize("level", [4, "4"])
 def test_level_not_implemented_yet_is_refused(
     copier_template: Path, tmp_path: Path, level: int | str
 ) -> None:
-    """Levels 3-4 exist as choices but are refused until implemented; CLI strings are cast."""
+    """Level 4 exists as a choice but is refused until implemented; CLI strings are cast."""
     assert_refused(
         copier_template,
         tmp_path / "p",
         rf"maturity_level.*Level {level} is not available in this template version yet "
-        r"\(available: 1, 2\)",
+        r"\(available: 1, 2, 3\)",
         maturity_level=level,
     )
 
@@ -254,7 +254,7 @@ def test_level_that_is_not_a_whole_number_is_refused(
     assert_refused(
         copier_template,
         tmp_path / "p",
-        rf"maturity_level.*{re.escape(repr(level))} is not a level: answer one of 1, 2\.",
+        rf"maturity_level.*{re.escape(repr(level))} is not a level: answer one of 1, 2, 3\.",
         maturity_level=level,
     )
 
@@ -264,7 +264,7 @@ def test_level_that_is_not_a_number_is_refused(copier_template: Path, tmp_path: 
     assert_refused(
         copier_template,
         tmp_path / "p",
-        r"Invalid choice for 'maturity_level': 'three' is not in \[1, 2\]",
+        r"Invalid choice for 'maturity_level': 'three' is not in \[1, 2, 3\]",
         maturity_level="three",
     )
 
@@ -294,16 +294,16 @@ def test_refused_answer_leaves_an_existing_destination_empty(
 ) -> None:
     dst = tmp_path / "existing"
     dst.mkdir()
-    with pytest.raises(ValueError, match="Level 3 is not available"):
-        render(copier_template, dst, maturity_level=3)
+    with pytest.raises(ValueError, match="Level 4 is not available"):
+        render(copier_template, dst, maturity_level=4)
     assert list(dst.iterdir()) == []
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (["maturity_level=3"], "Level 3 is not available in this template version yet"),
-        (["maturity_level=x"], "Invalid choice for 'maturity_level': 'x' is not in [1, 2]"),
+        (["maturity_level=4"], "Level 4 is not available in this template version yet"),
+        (["maturity_level=x"], "Invalid choice for 'maturity_level': 'x' is not in [1, 2, 3]"),
         (["package_name=mlflow"], "would shadow the 'mlflow' module the project depends on"),
         (["model_family=llm"], "Invalid choice for 'model_family'"),
     ],
@@ -432,12 +432,11 @@ def test_a_deploy_target_answer_below_level_three_renders_nothing_of_level_three
 
 
 def test_preview_levels_need_the_developer_switch(context_ext, monkeypatch) -> None:
-    monkeypatch.setattr(context_ext, "PREVIEW_LEVELS", frozenset({3}))
+    monkeypatch.setattr(context_ext, "PREVIEW_LEVELS", frozenset({4}))
     monkeypatch.delenv(context_ext.PREVIEW_ENV, raising=False)
-    assert "not available" in context_ext.level_unavailable(3)
-    monkeypatch.setenv(context_ext.PREVIEW_ENV, "1")
-    assert context_ext.level_unavailable(3) == ""
     assert "not available" in context_ext.level_unavailable(4)
+    monkeypatch.setenv(context_ext.PREVIEW_ENV, "1")
+    assert context_ext.level_unavailable(4) == ""
 
 
 def test_excluded_paths_follow_the_flags(context_ext) -> None:

@@ -135,13 +135,32 @@ LEVEL_FILES: dict[int, list[str]] = {
     3: [
         ".dockerignore",
         ".github/workflows/deploy.yml",
+        ".github/workflows/monitor.yml",
         ".github/workflows/promote.yml",
         "bench/serving.py",
         "configs/monitor.yaml",
         "deploy/docker/serve.Dockerfile",
+        "deploy/monitoring/alerts.test.yml",
+        "deploy/monitoring/alerts.yml",
+        "deploy/monitoring/grafana/dashboards/model.json",
+        "deploy/monitoring/grafana/dashboards/service.json",
+        "deploy/monitoring/grafana/provisioning/dashboards/dashboards.yml",
+        "deploy/monitoring/grafana/provisioning/datasources/prometheus.yml",
+        "deploy/monitoring/prometheus.yml",
+        "deploy/monitoring/targets/pushgateway.yml",
+        "deploy/monitoring/targets/serving.yml",
+        "deploy/platform/compose.yaml",
+        "deploy/platform/mlflow-requirements.txt",
+        "deploy/platform/mlflow.Dockerfile",
+        "deploy/platform/seaweedfs-s3.json",
+        "deploy/platform/targets/pushgateway.yml",
+        "deploy/platform/targets/serving.yml",
+        "docs/images/drift-report.png",
+        "docs/monitoring.md",
         "docs/serving.md",
         "src/{package}/monitoring/__init__.py",
         "src/{package}/monitoring/__main__.py",
+        "src/{package}/monitoring/dashboards.py",
         "src/{package}/monitoring/drift.py",
         "src/{package}/monitoring/gauges.py",
         "src/{package}/monitoring/record.py",
@@ -161,6 +180,7 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/serving/settings.py",
         "tests/test_batch.py",
         "tests/test_monitoring.py",
+        "tests/test_monitoring_stack.py",
         "tests/test_promotion.py",
         "tests/test_serving.py",
     ],
@@ -375,6 +395,10 @@ GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 # Airflow renders its own template fields at run time: run context variables are legitimate in DAG
 # files (and only there), while a leftover copier variable such as `{{ package_name }}` is not.
 AIRFLOW_EXPRESSION = re.compile(r"\{\{ (?:run_id|ds|ts|params\.\w+|dag_run\.\w+) \}\}")
+# Prometheus renders alert annotations at run time (`{{ $labels.feature }}`, `{{ $value }}`), and
+# Grafana a legend's label names (`{{feature}}`): in the alert rules and the dashboards only.
+PROMETHEUS_TEMPLATE = re.compile(r"\{\{ [^{}]*\$(?:labels|value)\b[^{}]* \}\}")
+GRAFANA_LEGEND = re.compile(r"\{\{\w+\}\}")
 
 
 def text_files(root: Path) -> list[tuple[str, str]]:
@@ -398,6 +422,12 @@ def test_no_leftover_jinja(rendered: Rendered) -> None:
             allowed = GITHUB_EXPRESSION
         elif rel.startswith("dags/"):
             allowed = AIRFLOW_EXPRESSION
+        elif rel == "deploy/monitoring/alerts.yml":
+            allowed = PROMETHEUS_TEMPLATE
+        elif rel.startswith("deploy/monitoring/grafana/dashboards/") or rel.endswith(
+            "/monitoring/dashboards.py"
+        ):
+            allowed = GRAFANA_LEGEND
         for number, line in enumerate(text.splitlines(), start=1):
             checked = allowed.sub("", line) if allowed else line
             if JINJA.search(checked):

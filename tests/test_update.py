@@ -426,8 +426,8 @@ def test_level_up_to_an_unavailable_level_is_refused_and_changes_nothing(
 ) -> None:
     team_edits(project)
     release(template_repo, "2.0.0", platform_release)
-    with pytest.raises(ValueError, match="Level 3 is not available in this template version yet"):
-        update(project, "2.0.0", maturity_level=3)
+    with pytest.raises(ValueError, match="Level 4 is not available in this template version yet"):
+        update(project, "2.0.0", maturity_level=4)
     assert git(project, "status", "--porcelain") == ""
     assert answers_of(project)["_commit"] == "1.0.0"
     assert answers_of(project)["maturity_level"] == 1

@@ -2,7 +2,7 @@
 serving image with the model baked in, pushes it to ghcr.io and rolls it out to staging, then
 production (deploy_target kubernetes or kserve).
 
-One render per deploy target (Level 3 is a preview level). The structure that matters is asserted
+One render per deploy target. The structure that matters is asserted
 on the parsed YAML; the shell that decides things (input checks, image tag, digest, the rendered
 overlay) is run here with bash, the way a runner runs it. test_render.py runs the GitHub schema
 and zizmor on the same files.
@@ -25,9 +25,8 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from helpers import load_extension, render, run, tool
+from helpers import render, run, tool
 
-CONTEXT = load_extension("context")
 TARGETS = ["kubernetes", "kserve", "none"]
 WORKFLOWS = Path(".github") / "workflows"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
@@ -44,11 +43,9 @@ ENVIRONMENT_OF = {"staging": "staging", "prod": "production"}
 def renders(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One Level 3 render per deploy target."""
     projects = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CONTEXT.PREVIEW_ENV, "1")
-        for target in TARGETS:
-            dst = tmp_path_factory.mktemp(f"l3-{target}") / "project"
-            projects[target] = render(copier_template, dst, maturity_level=3, deploy_target=target)
+    for target in TARGETS:
+        dst = tmp_path_factory.mktemp(f"l3-{target}") / "project"
+        projects[target] = render(copier_template, dst, maturity_level=3, deploy_target=target)
     return projects
 
 
@@ -588,3 +585,64 @@ def test_deploy_reads_only_declared_secrets(project: Path) -> None:
     used = set(re.findall(r"secrets\.(\w+)", text)) - {"GITHUB_TOKEN"}
     declared = set(workflow(project, "deploy.yml")["on"]["workflow_call"]["secrets"])
     assert used == declared
+
+
+# --- monitor.yml --------------------------------------------------------------------------------
+
+
+def test_monitor_runs_daily_and_by_hand_with_read_only_rights(project: Path) -> None:
+    monitor = workflow(project, "monitor.yml")
+    assert monitor["on"]["schedule"][0]["cron"] == "0 4 * * *"
+    assert "window_hours" in monitor["on"]["workflow_dispatch"]["inputs"]
+    assert monitor["permissions"] == {"contents": "read"}
+    job = monitor["jobs"]["monitor"]
+    assert job["environment"] == "monitoring"
+    assert step(job, "Upload the drift report")["if"] == "always()"
+
+
+@pytest.mark.parametrize(
+    ("env", "ok"),
+    [
+        ({"MLFLOW_TRACKING_URI": "http://mlflow", "PREDICTION_LOG_URI": "s3://b/p"}, True),
+        ({"MLFLOW_TRACKING_URI": "", "PREDICTION_LOG_URI": "s3://b/p"}, False),
+        ({"MLFLOW_TRACKING_URI": "http://mlflow", "PREDICTION_LOG_URI": ""}, False),
+        (
+            {
+                "MLFLOW_TRACKING_URI": "http://mlflow",
+                "PREDICTION_LOG_URI": "s3://b/p",
+                "WINDOW_HOURS": "6; rm -rf /",
+            },
+            False,
+        ),
+    ],
+    ids=["configured", "no-server", "no-log", "bad-window"],
+)
+def test_monitor_checks_its_settings(
+    project: Path, tmp_path: Path, env: dict[str, str], ok: bool
+) -> None:
+    check = step(workflow(project, "monitor.yml")["jobs"]["monitor"], "Check the settings")
+    proc, _ = run_step(check["run"], tmp_path, {"WINDOW_HOURS": "24", **env}, tmp_path)
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+    if not ok:
+        assert "::error::" in proc.stdout
+
+
+@pytest.mark.parametrize("status", [0, 1, 2])
+def test_monitor_fails_the_run_on_drift_and_always_writes_the_summary(
+    project: Path, tmp_path: Path, status: int
+) -> None:
+    """`make monitor` stands in as a shim that prints a summary and exits with `status`: the step
+    exits with it (red on drift) after copying the summary to the run's page."""
+    run = step(workflow(project, "monitor.yml")["jobs"]["monitor"], "Check for drift")["run"]
+    shim(tmp_path / "bin", "make", f'echo "make $*"; echo "drift: 1 checks failed"; exit {status}')
+    summary = tmp_path / "summary.md"
+    env = {
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "PREDICTION_LOG_URI": "s3://bucket/predictions",
+        "WINDOW_HOURS": "6",
+    }
+    proc, _ = run_step(run, tmp_path, env, tmp_path)
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert "drift: 1 checks failed" in summary.read_text()
+    assert "monitor.predictions_dir=s3://bucket/predictions monitor.window_hours=6" in proc.stdout

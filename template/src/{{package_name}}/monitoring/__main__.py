@@ -73,7 +73,7 @@ def monitor(cfg: MonitorSection, tracking_uri: str, store: Store | None) -> dict
     numeric = [column for column in profile["numeric"] if column != PREDICTION]
     categorical = list(profile["categorical"])
     window = Window.ending(cfg.end, cfg.window_hours)
-    current = read_window(Path(cfg.predictions_dir), window, ref, numeric, categorical)
+    current = read_window(cfg.predictions_dir, window, ref, numeric, categorical)
     if len(current) < cfg.min_rows:
         raise WindowError(
             f"{len(current)} predictions of {ref.name} v{ref.version} from {window} in "

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as fs
 
 from ..errors import ProjectError
 from ..serving.model import ModelRef
@@ -42,18 +43,27 @@ class Window:
 
 
 def read_window(
-    directory: Path,
+    location: str,
     window: Window,
     model: ModelRef,
     numeric: list[str],
     categorical: list[str],
 ) -> pd.DataFrame:
     """The features and probability of every row `model` served in `window`; WindowError when
-    the log is missing or unreadable."""
-    if not directory.is_dir():
+    the log is missing or unreadable. `location` is a folder, or a URI that Arrow reads
+    (s3://bucket/predictions, gs://...: where a collector ships the service's log)."""
+    try:
+        filesystem, directory = fs.FileSystem.from_uri(location)
+    except (pa.ArrowInvalid, ValueError):  # a plain path
+        filesystem, directory = fs.LocalFileSystem(), str(Path(location).resolve())
+    try:
+        found = filesystem.get_file_info(directory).type == fs.FileType.Directory
+    except (pa.ArrowException, OSError) as error:
+        raise WindowError(f"cannot read the prediction log at {location}: {error}") from None
+    if not found:
         raise WindowError(
-            f"no prediction log at {directory}: point monitor.predictions_dir at the service's "
-            "PREDICTION_LOG_DIR"
+            f"no prediction log at {location}: point monitor.predictions_dir at the service's "
+            "PREDICTION_LOG_DIR (or where it is shipped)"
         )
     schema = log_schema(numeric, categorical)
     # The date folders are a partition column; `schema` makes every file read as one table.
@@ -72,8 +82,9 @@ def read_window(
             schema=pa.unify_schemas([schema, partitioning.schema]),
             format="parquet",
             partitioning=partitioning,
+            filesystem=filesystem,
         )
         table = dataset.to_table(columns=[*numeric, *categorical, "probability"], filter=rows)
     except (pa.ArrowException, OSError) as error:
-        raise WindowError(f"cannot read the prediction log in {directory}: {error}") from None
+        raise WindowError(f"cannot read the prediction log in {location}: {error}") from None
     return table.to_pandas()
