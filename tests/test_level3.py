@@ -356,50 +356,37 @@ def logged_rows(page: str) -> float:
 
 def drift_alert_test(page: str, alerts: Path) -> dict[str, Any]:
     """A promtool unit test fed with the drift gauges of a /metrics page: FeatureDrift must fire
-    for age, with the labels and score the page holds."""
-    series = [
-        {"series": line.rsplit(" ", 1)[0], "values": f"{line.rsplit(' ', 1)[1]}x5"}
-        for line in page.splitlines()
-        if line.startswith(("model_feature_drift_score{", "model_feature_drift_threshold{"))
+    for each feature whose score on the page is above its threshold, and for no other."""
+    series, scores, thresholds = [], {}, {}
+    for line in page.splitlines():
+        if line.startswith(("model_feature_drift_score{", "model_feature_drift_threshold{")):
+            name_labels, value = line.rsplit(" ", 1)
+            series.append({"series": name_labels, "values": f"{value}x5"})
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', name_labels))
+            table = scores if line.startswith("model_feature_drift_score") else thresholds
+            table[labels["feature"]] = (float(value), labels)
+    expected = [
+        {
+            "exp_labels": {
+                "severity": "warning",
+                "feature": feature,
+                "model_name": labels["model_name"],
+                "model_version": labels["model_version"],
+            },
+            "exp_annotations": {
+                "summary": f"{feature} drifts from the baseline of {labels['model_name']} "
+                f"v{labels['model_version']} (score {score:.3f})",
+                "runbook": "docs/monitoring.md#featuredrift",
+            },
+        }
+        for feature, (score, labels) in sorted(scores.items())
+        if score > thresholds[feature][0]
     ]
-    age = next(
-        line
-        for line in page.splitlines()
-        if line.startswith("model_feature_drift_score{") and 'feature="age"' in line
-    )
-    labels = dict(re.findall(r'(\w+)="([^"]*)"', age.split("}")[0]))
-    score = float(age.rsplit(" ", 1)[1])
+    test = {"eval_time": "2m", "alertname": "FeatureDrift", "exp_alerts": expected}
     return {
         "rule_files": [str(alerts)],
         "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "alert_rule_test": [
-                    {
-                        "eval_time": "2m",
-                        "alertname": "FeatureDrift",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "feature": "age",
-                                    "model_name": labels["model_name"],
-                                    "model_version": labels["model_version"],
-                                },
-                                "exp_annotations": {
-                                    "summary": f"age drifts from the baseline of "
-                                    f"{labels['model_name']} v{labels['model_version']} "
-                                    f"(score {score:.3f})",
-                                    "runbook": "docs/monitoring.md#featuredrift",
-                                },
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
+        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [test]}],
     }
 
 
@@ -450,10 +437,11 @@ def test_make_monitor_finds_shifted_traffic_and_the_drift_alert_fires(
     image = report_image.screenshot(output / "report.html", tmp_path / "report.png")
     assert report_image.png_size(image) == (report_image.WIDTH, report_image.HEIGHT)
     assert image.stat().st_size > 50_000  # plots and tables, not a blank page
+    unit_test = drift_alert_test(page, project / "deploy/monitoring/alerts.yml")
+    firing = unit_test["tests"][0]["alert_rule_test"][0]["exp_alerts"]
+    assert "age" in [alert["exp_labels"]["feature"] for alert in firing]
     test_file = tmp_path / "drift.test.yml"
-    test_file.write_text(
-        json.dumps(drift_alert_test(page, project / "deploy/monitoring/alerts.yml"))
-    )
+    test_file.write_text(json.dumps(unit_test))
     run(["promtool", "test", "rules", test_file], tmp_path)
 
 

@@ -18,10 +18,11 @@ import argparse
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -35,12 +36,19 @@ from ..tracking.server import require_tracking_server
 from .settings import MonitorSection
 from .window import Window, WindowError, read_window
 
+if TYPE_CHECKING:
+    from .drift import DriftResult  # Evidently: imported when the checks run
+
 CONFIG_NAME = "monitor"
 DRIFT_EXIT = 1
 
 
 class BaselineError(ProjectError):
     """The monitored model has no baseline to compare with."""
+
+
+class OutputError(ProjectError):
+    """The report, result or gauges cannot be written to `monitor.output_dir`."""
 
 
 def load_baseline(ref: ModelRef, directory: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -58,9 +66,7 @@ def load_baseline(ref: ModelRef, directory: Path) -> tuple[pd.DataFrame, dict[st
 
 def monitor(cfg: MonitorSection, tracking_uri: str, store: Store | None) -> dict[str, Any]:
     """Run the checks and write (and record) their outcome; the result as written."""
-    from .drift import run_report, save_html  # Evidently: seconds to import
-    from .gauges import FILE_NAME, export
-    from .record import record
+    from .drift import run_report  # Evidently: seconds to import
 
     ref = resolve(cfg.model_uri, tracking_uri)
     if ref.name is None or ref.version is None:
@@ -81,6 +87,22 @@ def monitor(cfg: MonitorSection, tracking_uri: str, store: Store | None) -> dict
             "compare yet (widen monitor.window_hours, or wait for traffic)"
         )
     snapshot, result = run_report(current, reference, profile, cfg)
+    return publish(cfg, ref, window, snapshot, result, store)
+
+
+def publish(
+    cfg: MonitorSection,
+    ref: ModelRef,
+    window: Window,
+    snapshot: Any,
+    result: DriftResult,
+    store: Store | None,
+) -> dict[str, Any]:
+    """Write the report and result.json, log the MLflow run, then export the gauges (last, so
+    that they follow the recorded run); what was written."""
+    from .gauges import FILE_NAME, export
+    from .record import record
+
     finished = datetime.now(UTC)
     output = Path(cfg.output_dir)
     outcome = {
@@ -89,15 +111,27 @@ def monitor(cfg: MonitorSection, tracking_uri: str, store: Store | None) -> dict
         "finished": finished.isoformat(),
         **result.to_dict(),
     }
-    report = save_html(snapshot, output / "report.html")
+    with writing(output / "report.html") as report:
+        snapshot.save_html(str(report))
     if store is not None:
         settings = {key: str(value) for key, value in cfg.model_dump().items()}
         outcome["mlflow_run_id"] = record(store, ref, window, result, outcome, report, settings)
-    results = output / "result.json"
-    results.write_text(json.dumps(outcome, indent=2) + "\n")
-    # Last: the gauges follow the recorded run.
-    export(result, ref, finished, output / FILE_NAME, cfg.pushgateway_url)
+    with writing(output / "result.json") as results:
+        results.write_text(json.dumps(outcome, indent=2) + "\n")
+    with writing(output / FILE_NAME) as gauges:
+        export(result, ref, finished, gauges, cfg.pushgateway_url)
     return {**outcome, "files": {"report": str(report), "result": str(results)}}
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """`path`, its folder made; a failed write (a full disk, a file where the folder should be)
+    is an OutputError naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield path
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def summary(outcome: Mapping[str, Any]) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,8 +25,13 @@ from evidently.metrics import (
 from evidently.presets import DataDriftPreset
 from evidently.tests import lte
 
+from ..errors import ProjectError
 from ..models.baseline import PREDICTION
 from .settings import MonitorSection
+
+
+class ThresholdError(ProjectError):
+    """A threshold in the config names a feature the model does not have."""
 
 
 @dataclass(frozen=True)
@@ -63,20 +67,25 @@ def run_report(
     """Run every test on `current` (the window) against `baseline`; the report and its summary."""
     numeric = [column for column in profile["numeric"] if column != PREDICTION]
     categorical = list(profile["categorical"])
-    thresholds = {name: cfg.feature_thresholds.get(name, cfg.feature_threshold) for name in numeric}
-    thresholds |= {
-        name: cfg.feature_thresholds.get(name, cfg.feature_threshold) for name in categorical
+    features = [*numeric, *categorical]
+    if unknown := sorted(set(cfg.feature_thresholds) - set(features)):
+        raise ThresholdError(
+            f"monitor.feature_thresholds names {', '.join(unknown)}, not a feature of the model "
+            f"(its features: {', '.join(features)})"
+        )
+    thresholds = {
+        name: cfg.feature_thresholds.get(name, cfg.feature_threshold) for name in features
     }
     metrics: list[Any] = [
         RowCount(tests=[]),  # reported; too few rows stop the monitor before this
         DataDriftPreset(
-            columns=[*numeric, *categorical],
+            columns=features,
             num_method=cfg.numeric_method,
             cat_method=cfg.categorical_method,
             threshold=cfg.feature_threshold,
             per_column_threshold=thresholds,
             # Evidently's "dataset drift" as this monitor judges it: one drifted feature is enough.
-            drift_share=1 / len([*numeric, *categorical]),
+            drift_share=1 / len(features),
         ),
         ValueDrift(
             column=PREDICTION, method=cfg.numeric_method, threshold=cfg.prediction_threshold
@@ -84,7 +93,7 @@ def run_report(
     ]
     missing = [lte(cfg.max_missing_share)]
     out_of_range = [lte(cfg.max_out_of_range_share)]
-    for column in [*numeric, *categorical]:
+    for column in features:
         metrics.append(MissingValueCount(column=column, share_tests=missing))
     for column in numeric:
         stats = profile["numeric"][column]
@@ -100,24 +109,18 @@ def run_report(
     definition = DataDefinition(
         numerical_columns=[*numeric, PREDICTION], categorical_columns=categorical
     )
-    columns = [*numeric, *categorical, PREDICTION]
+    columns = [*features, PREDICTION]
     snapshot = Report(metrics, include_tests=True).run(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(baseline[columns], data_definition=definition),
     )
-    return snapshot, summarise(snapshot, len(current), len(baseline), numeric, cfg)
+    return snapshot, summarise(snapshot, len(current), len(baseline), numeric)
 
 
-def summarise(
-    snapshot: Snapshot,
-    rows: int,
-    baseline_rows: int,
-    numeric: list[str],
-    cfg: MonitorSection,
-) -> DriftResult:
+def summarise(snapshot: Snapshot, rows: int, baseline_rows: int, numeric: list[str]) -> DriftResult:
     """Scores and verdicts per column, read from the report's metrics and tests."""
     content = snapshot.dict()
-    values: dict[tuple[str, str], Any] = {}
+    values: dict[tuple[str, str | None], Any] = {}
     methods: dict[str, tuple[str, float]] = {}
     for metric in content["metrics"]:
         config = metric["config"]
@@ -126,7 +129,7 @@ def summarise(
         values[kind, column] = metric["value"]
         if kind == "ValueDrift":
             methods[column] = (config["method"], config["threshold"])
-    failed_columns: set[tuple[str, str]] = set()
+    failed_columns: set[tuple[str, str | None]] = set()
     failed = []
     for test in content["tests"]:
         if test["status"] != "FAIL":
@@ -167,9 +170,3 @@ def summarise(
 
 def _share(value: Mapping[str, Any] | None) -> float:
     return 0.0 if value is None else float(value["share"])
-
-
-def save_html(snapshot: Snapshot, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(path))
-    return path

@@ -83,7 +83,6 @@ def export(
 ) -> Path:
     """Write the gauges to `path` and push them to `pushgateway_url` when given."""
     registry = registry_of(result, model, finished)
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)
     if pushgateway_url:
         try:
