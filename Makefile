@@ -3,6 +3,8 @@ UV ?= uv
 # The uv that pyproject.toml requires, and every generated project (extensions/toolchain.py).
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
+# Two workers fit two cores: the suite waits on installs, servers and subprocesses half the time.
+PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test lint docs bench
@@ -15,7 +17,7 @@ setup: ## Install the required uv (UV_VERSION) unless PATH has it, and sync the 
 	$(UV) sync --locked
 
 test: setup ## Run the template's test suite: render, install, lint, test, train and update
-	$(UV) run --locked pytest $(PYTEST_ARGS)
+	$(UV) run --locked pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup ## Lint the template's own Python (extensions, tests, bench, docs hooks)
 	$(UV) run --locked ruff check .

@@ -17,6 +17,17 @@ from helpers import (
     run,
 )
 
+# `make test` runs the suite on two workers (pytest-xdist, `--dist loadgroup`). Each file is one
+# group, so its module and session fixtures (a rendered project, its environment) are made once on
+# one worker; the files that share the Level 3 project below are one group together.
+LEVEL3_FILES = frozenset({"test_level3.py", "test_platform.py", "test_image.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("level3" if name in LEVEL3_FILES else name))
+
 
 @pytest.fixture(scope="session")
 def copier_template_paths() -> list[str]:
@@ -24,7 +35,7 @@ def copier_template_paths() -> list[str]:
     return list(TEMPLATE_PATHS)
 
 
-# --- one Level 3 project with a champion, shared by test_level3.py and test_image.py ----------
+# --- one Level 3 project with a champion, shared by the LEVEL3_FILES ----------------------------
 
 
 @pytest.fixture(scope="session")

@@ -202,7 +202,8 @@ def test_a_project_trains_promotes_and_serves_through_the_platform_tracking_serv
 ) -> None:
     env = {"MLFLOW_TRACKING_URI": tracking_server}
     # Its own pipeline cache: the default one remembers steps registered in the sqlite store.
-    overrides = f"ARGS=pipeline.cache_dir={tmp_path / 'cache'}"
+    # A short training: what is checked is where runs and models go, not how good they are.
+    overrides = f"ARGS=pipeline.cache_dir={tmp_path / 'cache'} trainer.max_epochs=3"
     pipeline = make_with(level3_project, level3_venv, env, "pipeline", overrides)
     assert "as challenger" in pipeline
     promoted = make_with(level3_project, level3_venv, env, "promote", "REASON=platform")

@@ -20,6 +20,7 @@ from .metrics import IN_FLIGHT, LATENCY, REQUESTS
 from .settings import AccessLog
 
 REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()  # as ASGI gives header names: lower-case bytes
 # A caller's id is kept only if it is short and plain: it is echoed and logged.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED = "unmatched"  # the route label of unknown paths: scanners must not grow the metrics
@@ -71,7 +72,7 @@ class RequestObserver:
             return
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        id_header = (REQUEST_ID_NAME, request_id.encode())
         status = 500
         started = time.perf_counter()
 
@@ -115,7 +116,7 @@ class RequestObserver:
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER.encode():
+        if name == REQUEST_ID_NAME:
             candidate: str = value.decode("latin-1")
             if REQUEST_ID.fullmatch(candidate):
                 return candidate
