@@ -13,7 +13,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import PYTHON, SAMPLE_ROW, env_for, run, tool
-from test_level3 import start
+from test_level3 import free_port, start
 
 pytestmark = pytest.mark.slow
 
@@ -81,12 +80,6 @@ def test_the_tracking_server_runs_the_projects_mlflow(level3_project: Path) -> N
     )
     server = (level3_project / PLATFORM / "mlflow-requirements.txt").read_text().splitlines()
     assert project_mlflow in server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def postgres_binary(name: str) -> str:

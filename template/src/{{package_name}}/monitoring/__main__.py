@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import yaml
 
 from ..errors import ProjectError, reported_errors
 from ..models.baseline import PREDICTION
-from ..serving.model import ModelRef, fetch, resolve
+from ..serving.model import ModelRef, artifact_paths, fetch, resolve
 from ..serving.settings import ServeSettings
 from ..tracking.runs import Store
 from ..tracking.server import require_tracking_server
@@ -53,15 +52,14 @@ class OutputError(ProjectError):
 
 def load_baseline(ref: ModelRef, directory: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The reference rows and profile logged with the model (models/baseline.py)."""
-    mlmodel = yaml.safe_load((directory / "MLmodel").read_text())
-    artifacts = mlmodel.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+    artifacts = artifact_paths(directory)
     if not {"baseline", "profile"} <= artifacts.keys():
         raise BaselineError(
             f"{ref.uri} has no drift baseline (it was logged before the project wrote one): "
             "train and register it again (`make pipeline`), then promote it"
         )
-    profile = json.loads((directory / artifacts["profile"]["path"]).read_text())
-    return pd.read_parquet(directory / artifacts["baseline"]["path"]), profile
+    profile = json.loads(artifacts["profile"].read_text())
+    return pd.read_parquet(artifacts["baseline"]), profile
 
 
 def monitor(cfg: MonitorSection, tracking_uri: str, store: Store | None) -> dict[str, Any]:

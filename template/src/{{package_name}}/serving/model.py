@@ -142,6 +142,13 @@ def _made(folder: Path) -> Path:
     return folder
 
 
+def artifact_paths(directory: Path) -> dict[str, Path]:
+    """Where each artifact of the pyfunc model in `directory` is (models/export.py names them)."""
+    mlmodel = yaml.safe_load((directory / "MLmodel").read_text())
+    artifacts = mlmodel.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+    return {name: directory / entry["path"] for name, entry in artifacts.items()}
+
+
 @dataclass
 class LoadedModel:
     """A model ready to score: the preprocessing and the exported network of one version."""
@@ -158,15 +165,14 @@ class LoadedModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            mlmodel = yaml.safe_load((directory / "MLmodel").read_text())
-            artifacts = mlmodel["flavors"]["python_function"]["artifacts"]
-            preprocessor = Preprocessor.load(directory / artifacts["preprocessing"]["path"])
+            artifacts = artifact_paths(directory)
+            preprocessor = Preprocessor.load(artifacts["preprocessing"])
             if "network_onnx" not in artifacts:
                 raise ModelLoadError(
                     f"{ref.uri} has no ONNX network (it was logged before the project served "
                     "models): train and register it again (`make pipeline`)"
                 )
-            network = directory / artifacts["network_onnx"]["path"]
+            network = artifacts["network_onnx"]
             session = ort.InferenceSession(network, options, providers=["CPUExecutionProvider"])
         except ModelLoadError:
             raise
