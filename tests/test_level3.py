@@ -321,7 +321,7 @@ def test_the_serving_benchmark_runs_and_checks_its_batch_scores_against_mlflow(
     results = tmp_path / "serving.json"
     arguments = (
         "--duration 1 --warmup 0 --connections 2 --batch-size 5 --workers 1 --cold-starts 1 "
-        f"--batch-rows 2000 --json {results}"
+        f"--cost-rounds 1 --batch-rows 2000 --json {results}"
     )
     printed = make(project, venv, "serve-bench", 900, f"ARGS={arguments}")
     measured = json.loads(results.read_text())
@@ -336,6 +336,9 @@ def test_the_serving_benchmark_runs_and_checks_its_batch_scores_against_mlflow(
         "MLflow alone: import it, read the alias from the registry",
     }
     assert [row["rows"] for row in measured["batch"]] == [2000, 2000]  # ours, then mlflow's
+    observed = measured["observability"]  # the service with and without metrics and the log
+    assert set(observed["cost"]) == {"metrics and prediction log", "prediction log", "metrics"}
+    assert all(len(samples) == 1 for samples in observed["us_per_request"].values())
     assert "| goal | measured | met |" in printed
 
 

@@ -176,9 +176,9 @@ class Service:
         metrics.PREDICTED[1].inc(positives)
         metrics.PREDICTED[0].inc(len(rows) - positives)
         if self.log is not None and self.log.sampled():
-            self.log.record(values, probabilities, labels, info, request_id)
+            self.log.record(rows, probabilities, labels, info, request_id)
         if models.shadow is not None and random.random() < self.settings.shadow_share:
-            self._shadow(models.shadow, values, labels, request_id)
+            self._shadow(models.shadow, rows, values, labels, request_id)
         return {
             "predictions": [
                 {"probability": probability, "label": label}
@@ -192,7 +192,12 @@ class Service:
         return [int(probability >= threshold) for probability in probabilities]
 
     def _shadow(
-        self, shadow: LoadedModel, values: dict[str, list[Any]], served: list[int], request_id: str
+        self,
+        shadow: LoadedModel,
+        rows: list[dict[str, Any]],
+        values: dict[str, list[Any]],
+        served: list[int],
+        request_id: str,
     ) -> None:
         if not self.shadow_slots.acquire(blocking=False):
             return  # the shadow model is behind: skip rather than queue without bound
@@ -206,7 +211,7 @@ class Service:
                 metrics.SHADOW.labels("disagree").inc(len(labels) - agree)
                 if self.log is not None:
                     info = shadow.ref.info()
-                    self.log.record(values, probabilities, labels, info, request_id, "shadow")
+                    self.log.record(rows, probabilities, labels, info, request_id, "shadow")
             except Exception:  # the shadow must never hurt the served path
                 log.exception("shadow scoring failed")
             finally:
@@ -306,7 +311,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         summary="Scores rows with the registered model.",
         lifespan=lifespan,
     )
-    app.add_middleware(RequestObserver, access_log=settings.access_log)
+    tally = metrics.RequestTally()
+    app.add_middleware(RequestObserver, tally=tally, access_log=settings.access_log)
     app.state.service = service
     body_limit = settings.max_batch_rows * BODY_BYTES_PER_ROW
 
@@ -368,6 +374,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus() -> Response:
         metrics.MODEL_READY.set(0 if service.models.served is None else 1)
+        tally.count()
         page, content_type = metrics.exposition(monitored)
         return Response(page, media_type=content_type)
 

@@ -8,6 +8,7 @@ request is in the prediction log with its id anyway.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .metrics import IN_FLIGHT, LATENCY, REQUESTS
+from .metrics import RequestTally
 from .settings import AccessLog
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -60,17 +61,20 @@ class RequestObserver:
     """Takes or makes the request id, answers with it, times the request and logs it
     (`access_log`: every request, those answered 4xx or 5xx, or none)."""
 
-    def __init__(self, app: ASGIApp, access_log: AccessLog = "errors") -> None:
+    def __init__(self, app: ASGIApp, tally: RequestTally, access_log: AccessLog = "errors") -> None:
         self.app = app
+        self.tally = tally
         self.lowest_logged = {"all": 0, "errors": 400, "off": 1000}[access_log]
-        # (route, method, status) -> its counter and histogram: labels() takes a lock per call.
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # A made id is this process's random prefix and a count: unique without a system call
+        # per request (os.urandom's).
+        self._prefix = os.urandom(8).hex()
+        self._made = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id = _given_id(scope) or f"{self._prefix}{next(self._made):016x}"
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (REQUEST_ID_NAME, request_id.encode())
         status = 500
@@ -83,16 +87,13 @@ class RequestObserver:
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
 
-        IN_FLIGHT.inc()
+        self.tally.started()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", UNMATCHED)
-            requests, latency = self._metrics(route, scope["method"], status)
-            requests.inc()
-            latency.observe(elapsed)
+            self.tally.answered(route, scope["method"], status, elapsed)
             if status >= self.lowest_logged:
                 log.info(
                     "request",
@@ -105,19 +106,11 @@ class RequestObserver:
                     },
                 )
 
-    def _metrics(self, route: str, method: str, status: int) -> tuple[Any, Any]:
-        key = (route, method, status)
-        series = self._series.get(key)
-        if series is None:
-            labels = (route, method, str(status))
-            series = self._series[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-        return series
 
-
-def _request_id(scope: Scope) -> str:
+def _given_id(scope: Scope) -> str | None:
+    """The caller's request id, if it sent one we keep."""
     for name, value in scope["headers"]:
         if name == REQUEST_ID_NAME:
             candidate: str = value.decode("latin-1")
-            if REQUEST_ID.fullmatch(candidate):
-                return candidate
-    return os.urandom(16).hex()
+            return candidate if REQUEST_ID.fullmatch(candidate) else None
+    return None

@@ -1,11 +1,12 @@
 """The prediction log: each scored row with its prediction, model version and time, appended as
 Parquet files under `<dir>/date=YYYY-MM-DD/` for drift monitoring to read.
 
-Requests never wait for it: `record` appends a request's values to one list per column, and a
-thread writes them every few seconds. Plain lists of numbers and strings cost the cyclic
-garbage collector nothing (a queue of per-request objects made its full passes take 25 ms),
-and each becomes an Arrow column in one C loop. When the backlog is full or a write fails (a
-full disk, a lost mount), rows are dropped and counted in
+Requests never wait for it. `record` adds a request's rows (the dicts the request was parsed
+into), its predictions and one tuple of its time, id and model to three lists; a thread turns
+what gathered into Arrow columns (in C++, from those objects) and writes them every few
+seconds. None of it is an object that the cyclic garbage collector keeps walking: kept for
+seconds, such objects made its full passes take 25 ms. When the backlog is full or a write
+fails (a full disk, a lost mount), rows are dropped and counted in
 `serving_prediction_log_dropped_total`; the service keeps answering.
 """
 
@@ -17,10 +18,12 @@ import random
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -28,24 +31,42 @@ from .metrics import LOG_DROPPED, LOG_ROWS
 
 log = logging.getLogger(__name__)
 
+# One value per request, in the order `record` keeps them.
+REQUEST_COLUMNS = pa.schema(
+    [
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("request_id", pa.string()),
+        ("role", pa.string()),  # served, or shadow (scored by the shadow model)
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("model_alias", pa.string()),
+    ]
+)
+ROW = pa.field("row", pa.int32())  # the row's place in its request
+PREDICTION_COLUMNS = pa.schema([("probability", pa.float64()), ("label", pa.int8())])
+
 
 def log_schema(numeric: Sequence[str], categorical: Sequence[str]) -> pa.Schema:
     """The columns of every log file: one schema, so that a day of files reads as one table."""
     return pa.schema(
         [
-            ("timestamp", pa.timestamp("us", tz="UTC")),
-            ("request_id", pa.string()),
-            ("row", pa.int32()),
-            ("role", pa.string()),  # served, or shadow (scored by the shadow model)
-            ("model_name", pa.string()),
-            ("model_version", pa.string()),
-            ("model_alias", pa.string()),
+            *REQUEST_COLUMNS,
+            ROW,
             *((name, pa.float64()) for name in numeric),
             *((name, pa.string()) for name in categorical),
-            ("probability", pa.float64()),
-            ("label", pa.int8()),
+            *PREDICTION_COLUMNS,
         ]
     )
+
+
+@dataclass
+class Pending:
+    """What gathered since the last write."""
+
+    requests: list[tuple[Any, ...]] = field(default_factory=list)
+    rows: list[Mapping[str, Any]] = field(default_factory=list)
+    probabilities: list[float] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
 
 
 class PredictionLog:
@@ -62,15 +83,14 @@ class PredictionLog:
         self.sample_rate = sample_rate
         self.flush_s = flush_s
         self.max_rows = max_rows
-        self._pending = self._empty()
+        fixed = {*REQUEST_COLUMNS.names, ROW.name, *PREDICTION_COLUMNS.names}
+        self.features = pa.struct([column for column in schema if column.name not in fixed])
+        self._pending = Pending()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._files = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-
-    def _empty(self) -> dict[str, list[Any]]:
-        return {name: [] for name in self.schema.names}
 
     def start(self) -> PredictionLog:
         self._thread.start()
@@ -82,7 +102,7 @@ class PredictionLog:
 
     def record(
         self,
-        columns: Mapping[str, Sequence[Any]],
+        rows: Sequence[Mapping[str, Any]],
         probabilities: Sequence[float],
         labels: Sequence[int],
         model: Mapping[str, str | None],
@@ -90,27 +110,24 @@ class PredictionLog:
         role: str = "served",
     ) -> None:
         """Queue one request's rows; drops them (counted) when the backlog is full."""
-        size = len(probabilities)
-        request = {
-            "timestamp": time.time_ns() // 1000,  # microseconds, the schema's unit
-            "request_id": request_id,
-            "role": role,
-            "model_name": model["name"],
-            "model_version": model["version"],
-            "model_alias": model["alias"],
-        }
+        request = (
+            time.time_ns() // 1000,  # microseconds, the schema's unit
+            request_id,
+            role,
+            model["name"],
+            model["version"],
+            model["alias"],
+            len(rows),
+        )
         with self._lock:
-            if len(self._pending["row"]) + size > self.max_rows:
-                LOG_DROPPED.labels("backlog_full").inc(size)
-                return
             pending = self._pending
-            for name, value in request.items():
-                pending[name] += [value] * size
-            pending["row"] += range(size)
-            for name, values in columns.items():
-                pending[name] += values
-            pending["probability"] += probabilities
-            pending["label"] += labels
+            if len(pending.rows) + len(rows) > self.max_rows:
+                LOG_DROPPED.labels("backlog_full").inc(len(rows))
+                return
+            pending.requests.append(request)
+            pending.rows += rows
+            pending.probabilities += probabilities
+            pending.labels += labels
 
     def _run(self) -> None:
         while not self._stopping:
@@ -120,8 +137,8 @@ class PredictionLog:
     def flush(self) -> None:
         """Write what is queued as one Parquet file (or drop it, counted, if that fails)."""
         with self._lock:
-            pending, self._pending = self._pending, self._empty()
-        size = len(pending["row"])
+            pending, self._pending = self._pending, Pending()
+        size = len(pending.rows)
         if not size:
             return
         try:
@@ -132,12 +149,32 @@ class PredictionLog:
         else:
             LOG_ROWS.inc(size)
 
-    def _write(self, pending: dict[str, list[Any]]) -> None:
-        stamp = datetime.fromtimestamp(pending["timestamp"][0] / 1e6, UTC)
-        table = pa.Table.from_arrays(
-            [pa.array(pending[field.name], field.type) for field in self.schema],
-            schema=self.schema,
+    def table(self, pending: Pending) -> pa.Table:
+        """The pending rows as one table of the log's schema."""
+        *values, sizes = zip(*pending.requests, strict=True)
+        columns = {
+            column.name: pa.array(value, column.type)
+            for column, value in zip(REQUEST_COLUMNS, values, strict=True)
+        }
+        counts = np.asarray(sizes)
+        position = np.zeros(len(pending.rows), dtype=np.int32)
+        if len(counts) != len(position):  # some requests held several rows
+            first = np.repeat(np.cumsum(counts) - counts, counts)
+            position = np.arange(len(position), dtype=np.int32) - first
+            request = pa.array(np.repeat(np.arange(len(counts)), counts))
+            columns = {name: column.take(request) for name, column in columns.items()}
+        columns[ROW.name] = pa.array(position, ROW.type)
+        features = pa.array(pending.rows, self.features).flatten()
+        columns.update(zip(self.features.names, features, strict=True))
+        columns["probability"] = pa.array(pending.probabilities, pa.float64())
+        columns["label"] = pa.array(pending.labels, pa.int8())
+        return pa.Table.from_arrays(
+            [columns[name] for name in self.schema.names], schema=self.schema
         )
+
+    def _write(self, pending: Pending) -> None:
+        table = self.table(pending)
+        stamp = datetime.fromtimestamp(pending.requests[0][0] / 1e6, UTC)
         folder = self.directory / f"date={stamp:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
         self._files += 1
