@@ -55,9 +55,9 @@ features = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
 for start in range(0, rows, 10_000):
     frame = generate_dataset(min(10_000, rows - start), seed=start + 1)
     scores = model.predict(frame)
-    columns = {{name: frame[name].tolist() for name in features}}
+    records = frame[features].to_dict(orient="records")
     labels = [int(score >= 0.5) for score in scores]
-    log.record(columns, scores.tolist(), labels, model.ref.info(), f"bench-{{start}}")
+    log.record(records, scores.tolist(), labels, model.ref.info(), f"bench-{{start}}")
     log.flush()
 """
 

@@ -1,13 +1,14 @@
 """The prediction log: each scored row with its prediction, model version and time, appended as
 Parquet files under `<dir>/date=YYYY-MM-DD/` for drift monitoring to read.
 
-Requests never wait for it. `record` adds a request's rows (the dicts the request was parsed
-into), its predictions and one tuple of its time, id and model to three lists; a thread turns
-what gathered into Arrow columns (in C++, from those objects) and writes them every few
-seconds. None of it is an object that the cyclic garbage collector keeps walking: kept for
-seconds, such objects made its full passes take 25 ms. When the backlog is full or a write
-fails (a full disk, a lost mount), rows are dropped and counted in
-`serving_prediction_log_dropped_total`; the service keeps answering.
+Requests never wait for it. `record` copies a request's values into arrays (numbers as doubles,
+categories as codes of a vocabulary) and keeps one tuple of its time, id and model; a thread
+turns what gathered into Arrow columns and writes them every few seconds. Nothing of a request
+outlives it but that tuple: kept for seconds, a request's own objects made the cyclic garbage
+collector's passes longer (25 ms) and every later request allocate fresh memory
+(docs/benchmarks.md has the measurements). When the backlog is full or a write fails (a full
+disk, a lost mount), rows are dropped and counted in `serving_prediction_log_dropped_total`;
+the service keeps answering.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import os
 import random
 import threading
 import time
+from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,14 +60,19 @@ def log_schema(numeric: Sequence[str], categorical: Sequence[str]) -> pa.Schema:
     )
 
 
-@dataclass
 class Pending:
-    """What gathered since the last write."""
+    """What gathered since the last write: one tuple per request, one array per column."""
 
-    requests: list[tuple[Any, ...]] = field(default_factory=list)
-    rows: list[Mapping[str, Any]] = field(default_factory=list)
-    probabilities: list[float] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
+    def __init__(self, numeric: Sequence[str], categorical: Sequence[str]) -> None:
+        self.requests: list[tuple[Any, ...]] = []
+        self.size = 0  # rows
+        self.numbers: dict[str, array[float]] = {name: array("d") for name in numeric}
+        # Per categorical feature: its values in order of first use, and each row's code.
+        self.categories: dict[str, tuple[dict[str, int], array[int]]] = {
+            name: ({}, array("I")) for name in categorical
+        }
+        self.probabilities: array[float] = array("d")
+        self.labels: array[int] = array("b")
 
 
 class PredictionLog:
@@ -84,13 +90,18 @@ class PredictionLog:
         self.flush_s = flush_s
         self.max_rows = max_rows
         fixed = {*REQUEST_COLUMNS.names, ROW.name, *PREDICTION_COLUMNS.names}
-        self.features = pa.struct([column for column in schema if column.name not in fixed])
-        self._pending = Pending()
+        features = [column for column in schema if column.name not in fixed]
+        self._numeric = [column.name for column in features if column.type == pa.float64()]
+        self._categorical = [column.name for column in features if column.type == pa.string()]
+        self._pending = self._empty()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._files = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+
+    def _empty(self) -> Pending:
+        return Pending(self._numeric, self._categorical)
 
     def start(self) -> PredictionLog:
         self._thread.start()
@@ -121,13 +132,22 @@ class PredictionLog:
         )
         with self._lock:
             pending = self._pending
-            if len(pending.rows) + len(rows) > self.max_rows:
+            if pending.size + len(rows) > self.max_rows:
                 LOG_DROPPED.labels("backlog_full").inc(len(rows))
                 return
+            pending.size += len(rows)
             pending.requests.append(request)
-            pending.rows += rows
-            pending.probabilities += probabilities
-            pending.labels += labels
+            for row in rows:
+                for name, numbers in pending.numbers.items():
+                    numbers.append(row[name])
+                for name, (vocabulary, codes) in pending.categories.items():
+                    value = row[name]
+                    code = vocabulary.get(value)
+                    if code is None:
+                        code = vocabulary[value] = len(vocabulary)
+                    codes.append(code)
+            pending.probabilities.extend(probabilities)
+            pending.labels.extend(labels)
 
     def _run(self) -> None:
         while not self._stopping:
@@ -137,8 +157,8 @@ class PredictionLog:
     def flush(self) -> None:
         """Write what is queued as one Parquet file (or drop it, counted, if that fails)."""
         with self._lock:
-            pending, self._pending = self._pending, Pending()
-        size = len(pending.rows)
+            pending, self._pending = self._pending, self._empty()
+        size = pending.size
         if not size:
             return
         try:
@@ -157,17 +177,20 @@ class PredictionLog:
             for column, value in zip(REQUEST_COLUMNS, values, strict=True)
         }
         counts = np.asarray(sizes)
-        position = np.zeros(len(pending.rows), dtype=np.int32)
+        position = np.zeros(pending.size, dtype=np.int32)
         if len(counts) != len(position):  # some requests held several rows
             first = np.repeat(np.cumsum(counts) - counts, counts)
             position = np.arange(len(position), dtype=np.int32) - first
             request = pa.array(np.repeat(np.arange(len(counts)), counts))
             columns = {name: column.take(request) for name, column in columns.items()}
         columns[ROW.name] = pa.array(position, ROW.type)
-        features = pa.array(pending.rows, self.features).flatten()
-        columns.update(zip(self.features.names, features, strict=True))
-        columns["probability"] = pa.array(pending.probabilities, pa.float64())
-        columns["label"] = pa.array(pending.labels, pa.int8())
+        for name, numbers in pending.numbers.items():
+            columns[name] = pa.array(np.frombuffer(numbers, dtype=np.float64))
+        for name, (vocabulary, codes) in pending.categories.items():
+            values = pa.array(list(vocabulary), pa.string())
+            columns[name] = values.take(pa.array(np.frombuffer(codes, dtype=np.uint32)))
+        columns["probability"] = pa.array(np.frombuffer(pending.probabilities, dtype=np.float64))
+        columns["label"] = pa.array(np.frombuffer(pending.labels, dtype=np.int8))
         return pa.Table.from_arrays(
             [columns[name] for name in self.schema.names], schema=self.schema
         )
