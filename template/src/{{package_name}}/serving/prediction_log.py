@@ -65,7 +65,6 @@ class Pending:
 
     def __init__(self, numeric: Sequence[str], categorical: Sequence[str]) -> None:
         self.requests: list[tuple[Any, ...]] = []
-        self.size = 0  # rows
         self.numbers: dict[str, array[float]] = {name: array("d") for name in numeric}
         # Per categorical feature: its values in order of first use, and each row's code.
         self.categories: dict[str, tuple[dict[str, int], array[int]]] = {
@@ -73,6 +72,11 @@ class Pending:
         }
         self.probabilities: array[float] = array("d")
         self.labels: array[int] = array("b")
+
+    @property
+    def size(self) -> int:
+        """Rows: one probability each."""
+        return len(self.probabilities)
 
 
 class PredictionLog:
@@ -135,7 +139,6 @@ class PredictionLog:
             if pending.size + len(rows) > self.max_rows:
                 LOG_DROPPED.labels("backlog_full").inc(len(rows))
                 return
-            pending.size += len(rows)
             pending.requests.append(request)
             for row in rows:
                 for name, numbers in pending.numbers.items():
