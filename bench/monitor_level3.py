@@ -55,9 +55,10 @@ features = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES]
 for start in range(0, rows, 10_000):
     frame = generate_dataset(min(10_000, rows - start), seed=start + 1)
     scores = model.predict(frame)
-    records = frame[features].to_dict(orient="records")
+    values = {{name: frame[name].tolist() for name in features}}
     labels = [int(score >= 0.5) for score in scores]
-    log.record(records, scores.tolist(), labels, model.ref.info(), f"bench-{{start}}")
+    requests = [(f"bench-{{start}}", len(frame))]
+    log.record(values, scores.tolist(), labels, model.ref.info(), requests)
     log.flush()
 """
 

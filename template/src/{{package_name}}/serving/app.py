@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..data.dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 from . import metrics
-from .batching import Batcher
+from .batching import Batcher, Columns, Requests
 from .model import LoadedModel, ModelLoadError, load, resolve
 from .observability import RequestObserver
 from .prediction_log import PredictionLog, log_schema
@@ -76,7 +76,7 @@ class Service:
         self.settings = settings
         self.models = Models()
         self.log: PredictionLog | None = None
-        self.batcher = Batcher()
+        self.batcher = Batcher(on_scored=self._scored)
         self.shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self.shadow_slots = threading.BoundedSemaphore(SHADOW_BACKLOG)
 
@@ -168,17 +168,11 @@ class Service:
         served = models.served
         assert served is not None
         values = columns(rows)
-        probabilities = await self.batcher.predict(served, values)
+        probabilities = await self.batcher.predict(served, values, request_id)
         labels = self._labels(probabilities)
-        info = served.ref.info()
-        metrics.ROWS.observe(len(rows))
-        positives = sum(labels)
-        metrics.PREDICTED[1].inc(positives)
-        metrics.PREDICTED[0].inc(len(rows) - positives)
-        if self.log is not None and self.log.sampled():
-            self.log.record(rows, probabilities, labels, info, request_id)
         if models.shadow is not None and random.random() < self.settings.shadow_share:
-            self._shadow(models.shadow, rows, values, labels, request_id)
+            self._shadow(models.shadow, values, labels, request_id)
+        info = served.ref.info()
         return {
             "predictions": [
                 {"probability": probability, "label": label}
@@ -187,17 +181,26 @@ class Service:
             "model": {"name": info["name"], "version": info["version"], "alias": info["alias"]},
         }
 
+    def _scored(
+        self, model: LoadedModel, values: Columns, probabilities: list[float], requests: Requests
+    ) -> None:
+        """Count and log the rows of one call of the served model (the batcher calls it)."""
+        labels = self._labels(probabilities)
+        metrics.BATCH_REQUESTS.observe(len(requests))
+        for _, rows in requests:
+            metrics.ROWS.observe(rows)
+        positives = sum(labels)
+        metrics.PREDICTED[1].inc(positives)
+        metrics.PREDICTED[0].inc(len(labels) - positives)
+        if self.log is not None:
+            self.log.record(values, probabilities, labels, model.ref.info(), requests)
+
     def _labels(self, probabilities: Sequence[float]) -> list[int]:
         threshold = self.settings.decision_threshold
         return [int(probability >= threshold) for probability in probabilities]
 
     def _shadow(
-        self,
-        shadow: LoadedModel,
-        rows: list[dict[str, Any]],
-        values: dict[str, list[Any]],
-        served: list[int],
-        request_id: str,
+        self, shadow: LoadedModel, values: Columns, served: list[int], request_id: str
     ) -> None:
         if not self.shadow_slots.acquire(blocking=False):
             return  # the shadow model is behind: skip rather than queue without bound
@@ -210,8 +213,9 @@ class Service:
                 metrics.SHADOW.labels("agree").inc(agree)
                 metrics.SHADOW.labels("disagree").inc(len(labels) - agree)
                 if self.log is not None:
+                    requests = [(request_id, len(labels))]
                     info = shadow.ref.info()
-                    self.log.record(rows, probabilities, labels, info, request_id, "shadow")
+                    self.log.record(values, probabilities, labels, info, requests, "shadow")
             except Exception:  # the shadow must never hurt the served path
                 log.exception("shadow scoring failed")
             finally:

@@ -4,67 +4,75 @@ A request's rows join the open batch of its model, and the batch is scored at th
 next turn, after the loop has read every request that arrived meanwhile. Nothing waits for a
 batch to fill: at light load a batch is one request. Under load one call serves many requests,
 which spreads the model's fixed cost per call (numpy and onnxruntime set-up, cold caches) that
-is most of a single-row prediction.
+is most of a single-row prediction. What is done with a call's rows beyond answering them (the
+metrics, the prediction log) is done once per call too, by the batcher's `on_scored`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate, chain
 from typing import Any
 
-from . import metrics
 from .model import LoadedModel
 from .schema import FEATURES
 
 Columns = dict[str, list[Any]]
+# (request id, rows) of each request of a call, in the order of its rows.
+Requests = list[tuple[str, int]]
+# Called after each model call with the model, every row, their probabilities and the requests.
+OnScored = Callable[[LoadedModel, Columns, list[float], Requests], None]
 
 
 class Batch:
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
-        self.requests: list[tuple[Columns, asyncio.Future[list[float]]]] = []
+        self.requests: list[tuple[Columns, str, asyncio.Future[list[float]]]] = []
 
-    def score(self) -> None:
+    def score(self, on_scored: OnScored | None = None) -> None:
         """One model call for every request in the batch; each gets its rows' probabilities
         (or the error, if the call failed)."""
-        requests = [(values, future) for values, future in self.requests if not future.done()]
-        if not requests:
+        waiting = [request for request in self.requests if not request[2].done()]
+        if not waiting:
             return  # every caller went away (client disconnects cancel their futures)
-        metrics.BATCH_REQUESTS.observe(len(requests))
+        joined = {
+            name: list(chain.from_iterable(values[name] for values, _, _ in waiting))
+            for name in FEATURES
+        }
         try:
-            joined = {
-                name: list(chain.from_iterable(values[name] for values, _ in requests))
-                for name in FEATURES
-            }
             probabilities = self.model.predict(joined).tolist()
         except Exception as error:
-            for _, future in requests:
+            for _, _, future in waiting:
                 future.set_exception(error)
             return
-        sizes = [len(values[FEATURES[0]]) for values, _ in requests]
-        ends = list(accumulate(sizes))
-        for (_, future), end, size in zip(requests, ends, sizes, strict=True):
+        requests = [(request_id, len(values[FEATURES[0]])) for values, request_id, _ in waiting]
+        ends = accumulate(size for _, size in requests)
+        for (_, size), end, (_, _, future) in zip(requests, ends, waiting, strict=True):
             future.set_result(probabilities[end - size : end])
+        if on_scored is not None:
+            on_scored(self.model, joined, probabilities, requests)
 
 
 class Batcher:
     """Scores rows with a model, together with the other requests that wait for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_scored: OnScored | None = None) -> None:
+        self.on_scored = on_scored
         self._open: dict[int, Batch] = {}  # by id(model): during a reload two models serve
 
-    async def predict(self, model: LoadedModel, values: Columns) -> Sequence[float]:
+    async def predict(
+        self, model: LoadedModel, values: Columns, request_id: str
+    ) -> Sequence[float]:
         loop = asyncio.get_running_loop()
         batch = self._open.get(id(model))
         if batch is None:
             batch = self._open[id(model)] = Batch(model)
             loop.call_soon(self._close, batch)
         future: asyncio.Future[list[float]] = loop.create_future()
-        batch.requests.append((values, future))
+        batch.requests.append((values, request_id, future))
         return await future
 
     def _close(self, batch: Batch) -> None:
         del self._open[id(batch.model)]
-        batch.score()
+        batch.score(self.on_scored)

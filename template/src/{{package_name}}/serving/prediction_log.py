@@ -1,14 +1,14 @@
 """The prediction log: each scored row with its prediction, model version and time, appended as
 Parquet files under `<dir>/date=YYYY-MM-DD/` for drift monitoring to read.
 
-Requests never wait for it. `record` copies a request's values into arrays (numbers as doubles,
-categories as codes of a vocabulary) and keeps one tuple of its time, id and model; a thread
-turns what gathered into Arrow columns and writes them every few seconds. Nothing of a request
-outlives it but that tuple: kept for seconds, a request's own objects made the cyclic garbage
-collector's passes longer (25 ms) and every later request allocate fresh memory
-(docs/benchmarks.md has the measurements). When the backlog is full or a write fails (a full
-disk, a lost mount), rows are dropped and counted in `serving_prediction_log_dropped_total`;
-the service keeps answering.
+Requests never wait for it. `record` takes the rows of one model call (serving/batching.py) and
+extends one array (numbers, probabilities, labels) or list (categories) per column with them, in
+C, and keeps a tuple of each request's time, id and model; a thread turns what gathered into
+Arrow columns and writes them every few seconds. Of a request only that tuple outlives it: kept for
+seconds, a request's own objects made the cyclic garbage collector's passes longer (25 ms) and
+every later request allocate fresh memory (docs/benchmarks.md has the measurements). When the
+backlog is full or a write fails (a full disk, a lost mount), rows are dropped and counted in
+`serving_prediction_log_dropped_total`; the service keeps answering.
 """
 
 from __future__ import annotations
@@ -61,15 +61,14 @@ def log_schema(numeric: Sequence[str], categorical: Sequence[str]) -> pa.Schema:
 
 
 class Pending:
-    """What gathered since the last write: one tuple per request, one array per column."""
+    """What gathered since the last write: one tuple per request, one array or list per column."""
 
     def __init__(self, numeric: Sequence[str], categorical: Sequence[str]) -> None:
         self.requests: list[tuple[Any, ...]] = []
         self.numbers: dict[str, array[float]] = {name: array("d") for name in numeric}
-        # Per categorical feature: its values in order of first use, and each row's code.
-        self.categories: dict[str, tuple[dict[str, int], array[int]]] = {
-            name: ({}, array("I")) for name in categorical
-        }
+        # Strings are not tracked by the cyclic collector, and pydantic hands the same object
+        # for the same short string: a list of categories costs a pointer per row.
+        self.categories: dict[str, list[str]] = {name: [] for name in categorical}
         self.probabilities: array[float] = array("d")
         self.labels: array[int] = array("b")
 
@@ -111,46 +110,52 @@ class PredictionLog:
         self._thread.start()
         return self
 
-    def sampled(self) -> bool:
-        """Whether to log the next request (`PREDICTION_LOG_SAMPLE_RATE`)."""
-        return self.sample_rate >= 1 or random.random() < self.sample_rate
-
     def record(
         self,
-        rows: Sequence[Mapping[str, Any]],
+        values: Mapping[str, Sequence[Any]],
         probabilities: Sequence[float],
         labels: Sequence[int],
         model: Mapping[str, str | None],
-        request_id: str,
+        requests: Sequence[tuple[str, int]],
         role: str = "served",
     ) -> None:
-        """Queue one request's rows; drops them (counted) when the backlog is full."""
-        request = (
-            time.time_ns() // 1000,  # microseconds, the schema's unit
-            request_id,
-            role,
-            model["name"],
-            model["version"],
-            model["alias"],
-            len(rows),
-        )
+        """Queue the rows of one model call: `values` holds one list per feature, `requests`
+        each request's id and number of rows, in the rows' order. A request is logged whole or
+        not at all: with `PREDICTION_LOG_SAMPLE_RATE` below 1 by that chance, and when the
+        backlog is full it is dropped (counted)."""
+        stamp = time.time_ns() // 1000  # microseconds, the schema's unit
         with self._lock:
             pending = self._pending
-            if pending.size + len(rows) > self.max_rows:
-                LOG_DROPPED.labels("backlog_full").inc(len(rows))
-                return
-            pending.requests.append(request)
-            for row in rows:
-                for name, numbers in pending.numbers.items():
-                    numbers.append(row[name])
-                for name, (vocabulary, codes) in pending.categories.items():
-                    value = row[name]
-                    code = vocabulary.get(value)
-                    if code is None:
-                        code = vocabulary[value] = len(vocabulary)
-                    codes.append(code)
+            if self.sample_rate < 1 or pending.size + len(probabilities) > self.max_rows:
+                kept = self._kept(requests, self.max_rows - pending.size)
+                values, probabilities, labels = _rows_of(
+                    kept, requests, values, probabilities, labels
+                )
+                requests = [request for request, keep in zip(requests, kept, strict=True) if keep]
+            pending.requests.extend(
+                (stamp, request_id, role, model["name"], model["version"], model["alias"], rows)
+                for request_id, rows in requests
+            )
+            for name, numbers in pending.numbers.items():
+                numbers.extend(values[name])
+            for name, categories in pending.categories.items():
+                categories.extend(values[name])
             pending.probabilities.extend(probabilities)
             pending.labels.extend(labels)
+
+    def _kept(self, requests: Sequence[tuple[str, int]], room: int) -> list[bool]:
+        """Which requests to log: those sampled whose rows fit; the others sampled are dropped."""
+        kept = []
+        dropped = 0
+        for _, rows in requests:
+            sampled = self.sample_rate >= 1 or random.random() < self.sample_rate
+            fits = rows <= room
+            room -= rows if sampled and fits else 0
+            dropped += rows if sampled and not fits else 0
+            kept.append(sampled and fits)
+        if dropped:
+            LOG_DROPPED.labels("backlog_full").inc(dropped)
+        return kept
 
     def _run(self) -> None:
         while not self._stopping:
@@ -189,9 +194,8 @@ class PredictionLog:
         columns[ROW.name] = pa.array(position, ROW.type)
         for name, numbers in pending.numbers.items():
             columns[name] = pa.array(np.frombuffer(numbers, dtype=np.float64))
-        for name, (vocabulary, codes) in pending.categories.items():
-            values = pa.array(list(vocabulary), pa.string())
-            columns[name] = values.take(pa.array(np.frombuffer(codes, dtype=np.uint32)))
+        for name, categories in pending.categories.items():
+            columns[name] = pa.array(categories, pa.string())
         columns["probability"] = pa.array(np.frombuffer(pending.probabilities, dtype=np.float64))
         columns["label"] = pa.array(np.frombuffer(pending.labels, dtype=np.int8))
         return pa.Table.from_arrays(
@@ -219,3 +223,24 @@ class PredictionLog:
         deadline = time.monotonic() + timeout
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self.flush()
+
+
+def _rows_of(
+    kept: Sequence[bool],
+    requests: Sequence[tuple[str, int]],
+    values: Mapping[str, Sequence[Any]],
+    probabilities: Sequence[float],
+    labels: Sequence[int],
+) -> tuple[dict[str, list[Any]], list[float], list[int]]:
+    """The values, probabilities and labels of the kept requests' rows."""
+    rows: list[int] = []
+    start = 0
+    for (_, size), keep in zip(requests, kept, strict=True):
+        if keep:
+            rows.extend(range(start, start + size))
+        start += size
+    return (
+        {name: [column[row] for row in rows] for name, column in values.items()},
+        [probabilities[row] for row in rows],
+        [labels[row] for row in rows],
+    )
