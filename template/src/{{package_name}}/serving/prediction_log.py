@@ -144,15 +144,19 @@ class PredictionLog:
             pending.labels.extend(labels)
 
     def _kept(self, requests: Sequence[tuple[str, int]], room: int) -> list[bool]:
-        """Which requests to log: those sampled whose rows fit; the others sampled are dropped."""
+        """Which requests to log: those sampled whose rows fit in `room` (the others sampled
+        are dropped, counted)."""
         kept = []
         dropped = 0
         for _, rows in requests:
-            sampled = self.sample_rate >= 1 or random.random() < self.sample_rate
-            fits = rows <= room
-            room -= rows if sampled and fits else 0
-            dropped += rows if sampled and not fits else 0
-            kept.append(sampled and fits)
+            if self.sample_rate < 1 and random.random() >= self.sample_rate:
+                kept.append(False)
+            elif rows > room:
+                dropped += rows
+                kept.append(False)
+            else:
+                room -= rows
+                kept.append(True)
         if dropped:
             LOG_DROPPED.labels("backlog_full").inc(dropped)
         return kept
