@@ -36,13 +36,13 @@ class Batch:
         waiting = [request for request in self.requests if not request[2].done()]
         if not waiting:
             return  # every caller went away (client disconnects cancel their futures)
-        joined = {
-            name: list(chain.from_iterable(values[name] for values, _, _ in waiting))
-            for name in FEATURES
-        }
         try:
+            joined = {
+                name: list(chain.from_iterable(values[name] for values, _, _ in waiting))
+                for name in FEATURES
+            }
             probabilities = self.model.predict(joined).tolist()
-        except Exception as error:
+        except Exception as error:  # every caller gets it: none may wait forever
             for _, _, future in waiting:
                 future.set_exception(error)
             return
