@@ -7,16 +7,19 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint docs bench
+.PHONY: help setup system-deps test lint docs bench
 
 help: ## Show this help
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
 
 setup: ## Install the required uv (UV_VERSION) unless PATH has it, and sync the template's dev environment (.venv)
 	@[ "$$($(UV) --version 2>/dev/null | cut -d' ' -f2)" = "$(UV_VERSION)" ] || python3 -m pip install --quiet uv==$(UV_VERSION)
 	$(UV) sync --locked
 
-test: setup ## Run the template's test suite: render, install, lint, test, train and update
+system-deps: ## Install the Debian packages the tests drive (as root); else name what is missing and skips
+	@bash tools/system-deps.sh
+
+test: setup system-deps ## Run the template's test suite: render, install, lint, test, train and update
 	$(UV) run --locked pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup ## Lint the template's own Python (extensions, tests, bench, docs hooks)

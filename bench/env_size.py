@@ -2,8 +2,9 @@
 
 Installs a rendered Level 1 project (dev group included) into a fresh venv with torch's CPU
 build from local disk, measures it with `du`, and lists the largest packages. Then resolves the
-project's default `uv sync` (torch_backend=pypi) with `uv lock`, which downloads no wheels, and
-reads from uv.lock the size of every wheel that torch pulls only on Linux (the CUDA stack).
+project's default `uv sync` (torch_backend=pypi: the `cuda` group) with `uv lock`, which downloads
+no wheels, and reads from uv.lock the size of every wheel that torch pulls only on Linux (the CUDA
+stack).
 
     .venv/bin/python bench/env_size.py
 """
@@ -11,13 +12,15 @@ reads from uv.lock the size of every wheel that torch pulls only on Linux (the C
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import sys
 import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from common import WHEELS, run, save, shown
+from common import REPO, WHEELS, run, save, shown
 from packaging.markers import Marker
 from project import PYTHON, install, render
 
@@ -80,11 +83,26 @@ def linux_wheel_bytes(package: dict[str, Any]) -> int:
 
 
 def cuda_download(project: Path) -> dict[str, Any]:
-    """What `uv sync` with torch_backend=pypi downloads for torch on Linux, from `uv lock`."""
+    """What `uv sync` with torch_backend=pypi (the `cuda` group) downloads for torch on Linux,
+    from `uv lock`. The lock's `cpu` group needs PyTorch's CPU index: where a local CPU wheel is
+    at hand, the lock goes through a local stand-in for it (tools/torch_index.py)."""
     command = ["uv", "lock", "--quiet", "--python", PYTHON]
-    run(command, cwd=project)
-    packages = {p["name"]: p for p in tomllib.loads((project / "uv.lock").read_text())["package"]}
-    linux_only = closure(packages, "torch", LINUX) - closure(packages, "torch", MACOS)
+    env = dict(os.environ)
+    cpu_wheels = sorted(Path(WHEELS).glob("torch-*+cpu-*.whl"))
+    if cpu_wheels:
+        index = project.parent / "torch-index"
+        script = str(REPO / "tools" / "torch_index.py")
+        env["UV_INDEX"] = run(
+            [sys.executable, script, str(index), *map(str, cpu_wheels)]
+        ).stdout.strip()
+    run(command, cwd=project, env=env)
+    locked = tomllib.loads((project / "uv.lock").read_text())["package"]
+    # The lock holds both torch builds: the `cuda` group's is PyPI's (no local version label).
+    packages = {p["name"]: p for p in locked if not (p["name"] == "torch" and "+" in p["version"])}
+    # uv.lock marks "the group is installed" as the extra `group-<len>-<project>-<group>`.
+    slug = tomllib.loads((project / "pyproject.toml").read_text())["project"]["name"]
+    cuda = {"extra": f"group-{len(slug)}-{slug}-cuda"}
+    linux_only = closure(packages, "torch", LINUX | cuda) - closure(packages, "torch", MACOS | cuda)
     wheels = {name: linux_wheel_bytes(packages[name]) for name in sorted(linux_only | {"torch"})}
     return {
         "command": f"cd {project} && {shlex.join(command)}",

@@ -1,7 +1,7 @@
 """Render a Level 1 project and install it into a venv, as the benchmarks and a user would.
 
-The venv takes torch's CPU build from the local wheel folder (UV_FIND_LINKS); `uv sync`
-without it would fetch PyPI's CUDA build, several GB.
+The venv takes torch's CPU build from the local wheel folder (UV_FIND_LINKS), held at the
+project's pin; `uv sync` would install the default `cuda` group, PyPI's CUDA build, several GB.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,16 @@ def install(project: Path, env: Path, groups: tuple[str, ...] = ("dev",)) -> dic
     shutil.rmtree(env, ignore_errors=True)
     variables = {"VIRTUAL_ENV": str(env), "UV_FIND_LINKS": WHEELS}
     create = ["uv", "venv", "--quiet", "--python", PYTHON, str(env)]
-    # `--group dev` reads the pyproject.toml of the working directory.
+    # `--group dev` reads the pyproject.toml of the working directory. torch's pin is a uv
+    # constraint there ([tool.uv] constraint-dependencies; its groups `cpu`/`cuda` are pinned to
+    # indexes): given to `uv pip` as one, it makes uv take the CPU build from WHEELS.
+    uv_settings = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["uv"]
+    constraints = env / "constraints.txt"
     group_args = [arg for group in groups for arg in ("--group", group)]
-    add = ["uv", "pip", "install", "--quiet", "-e", ".", *group_args]
+    add = ["uv", "pip", "install", "--quiet", "-c", str(constraints), "-e", ".", *group_args]
     start = time.perf_counter()
     run(create)
+    constraints.write_text("".join(f"{pin}\n" for pin in uv_settings["constraint-dependencies"]))
     run(add, cwd=project, env={**os.environ, **variables})
     seconds = time.perf_counter() - start
     assignments = " ".join(f"{key}={value}" for key, value in variables.items())

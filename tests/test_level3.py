@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import report_image
+import yaml
 from helpers import (
     PACKAGE,
     SAMPLE_ROW,
@@ -29,7 +30,10 @@ from helpers import (
     env_for,
     make,
     python_in,
+    registry_show,
+    require_tool,
     run,
+    run_step,
     tool,
 )
 
@@ -69,9 +73,19 @@ def test_level_3_tests_of_the_project_pass(project: Path, venv: Path) -> None:
         "tests/test_promotion.py",
         "tests/test_batch.py",
         "tests/test_monitoring.py",
-        "tests/test_monitoring_stack.py",
     ]
     output = run([venv / "bin" / "pytest", "-q", *files], project, env=env_for(venv), timeout=1800)
+    assert " passed" in output.stdout
+    assert "skipped" not in output.stdout
+
+
+def test_the_projects_monitoring_stack_tests_pass(project: Path, venv: Path) -> None:
+    """The project's tests of deploy/monitoring/ with the real promtool and Prometheus: none of
+    them skips (the project's tests skip without them, as this one does)."""
+    require_tool("promtool", "prometheus")
+    require_tool("prometheus", "prometheus")
+    command = [venv / "bin" / "pytest", "-q", "tests/test_monitoring_stack.py"]
+    output = run(command, project, env=env_for(venv), timeout=1200)
     assert " passed" in output.stdout
     assert "skipped" not in output.stdout
 
@@ -172,6 +186,36 @@ def test_the_champion_is_served_and_scores_rows(server: Server, champion: dict[s
     assert body["model"] == {"name": "churn-prediction", "version": "1", "alias": "champion"}
 
 
+def test_the_workflows_registry_stand_in_prints_what_the_real_command_prints(
+    champion: dict[str, Any],
+) -> None:
+    """`churn-prediction-registry show --json`, run for real on the promoted project (conftest's
+    level3_champion), prints exactly what helpers.registry_show makes for test_workflows_l3.py's
+    `uv` stand-in: the same keys, each version a string of digits or null."""
+    versions = {key: value for key, value in champion.items() if key != "name"}
+    assert champion == registry_show(champion["name"], **versions)
+    assert champion["champion"] is not None
+    assert all(value is None or value.isdigit() for value in versions.values()), versions
+
+
+def test_the_deploy_workflows_smoke_test_passes_against_the_real_service(
+    project: Path, server: Server, champion: dict[str, Any], tmp_path: Path
+) -> None:
+    """deploy.yml's smoke-test step (test_workflows_l3.py runs it against a stand-in service)
+    against the real one: /readyz names the champion, and the row it makes from the service's
+    own /openapi.json schema is scored."""
+    deploy = yaml.safe_load((project / ".github" / "workflows" / "deploy.yml").read_text())
+    steps = deploy["jobs"]["staging"]["steps"]
+    (smoke,) = [s for s in steps if s.get("name", "").startswith("Smoke test")]
+    env = {
+        "SERVICE_URL": server.url("/"),
+        "MODEL_VERSION": champion["champion"],
+        "ATTEMPTS": "1",
+    }
+    proc, _ = run_step(smoke["run"], tmp_path, env, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
@@ -189,20 +233,46 @@ def test_bad_requests_are_client_errors(server: Server, raw: bytes, status: int)
     assert body["detail"][0]["message"]
 
 
+def samples(page: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Each sample of a metrics page, by its name and labels."""
+    found = {}
+    for line in page.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            name, _, labels = series.partition("{")
+            found[name, frozenset(re.findall(r'(\w+)="([^"]*)"', labels))] = float(value)
+    return found
+
+
 def test_metrics_after_traffic(server: Server) -> None:
-    server.call("/predict", SAMPLE_ROW)
+    """One scored row moves each counter by exactly one, and what was not dropped reads 0: a
+    metric's name on the page proves nothing (its # HELP line is there before any sample)."""
+    _, before = server.call("/metrics")
+    assert server.call("/predict", SAMPLE_ROW)[0] == 200
     status, page = server.call("/metrics")
     assert status == 200
-    for name in (
-        'serving_requests_total{method="POST",route="/predict",status="200"}',
-        "serving_request_duration_seconds_bucket",
-        "serving_requests_in_flight",
-        'serving_model_info{alias="champion",name="churn-prediction",role="served",version="1"}',
-        "serving_predictions_total",
-        "serving_prediction_log_dropped_total",
-        "serving_batch_requests_bucket",
-    ):
-        assert name in page, name
+    then, now = samples(before), samples(page)
+
+    def value(metric: str, /, **labels: str) -> float:  # a label may be called "name"
+        return now[metric, frozenset(labels.items())]
+
+    def change(metric: str, /, **labels: str) -> float:
+        return value(metric, **labels) - then.get((metric, frozenset(labels.items())), 0.0)
+
+    request = {"method": "POST", "route": "/predict", "status": "200"}
+    assert change("serving_requests_total", **request) == 1
+    assert change("serving_request_duration_seconds_count", **request) == 1
+    assert (
+        change("serving_predictions_total", label="0")
+        + change("serving_predictions_total", label="1")
+        == 1
+    )
+    assert change("serving_batch_requests_count") == 1
+    model = {"alias": "champion", "name": "churn-prediction", "role": "served", "version": "1"}
+    assert value("serving_model_info", **model) == 1
+    assert value("serving_requests_in_flight") == 1  # the scrape itself
+    for reason in ("backlog_full", "write_failed"):
+        assert value("serving_prediction_log_dropped_total", reason=reason) == 0
 
 
 def test_failed_requests_are_logged_as_json_lines_with_their_request_id(server: Server) -> None:
@@ -311,13 +381,37 @@ def test_batch_predict_scores_a_file_and_sets_bad_rows_aside(
     assert counts == [2, 1]
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run has it)")
+def test_batch_predict_scores_the_shipped_sample_as_the_readme_says(
+    project: Path, venv: Path, champion: dict[str, Any], tmp_path: Path
+) -> None:
+    """The README's `make batch-predict` line, output aside: every row of data/sample/rows.csv
+    is valid and scored, and its customer ids come through."""
+    readme = (project / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if line.startswith("make batch-predict ")]
+    words = shlex.split(line.partition("#")[0])
+    assert "INPUT=data/sample/rows.csv" in words, line
+    output = tmp_path / "scored.parquet"
+    arguments = [word for word in words[2:] if not word.startswith("OUTPUT=")]
+    printed = make(project, venv, "batch-predict", 300, *arguments, f"OUTPUT={output}")
+    assert "20 rows scored by churn-prediction v1" in printed
+    ids = python_in(
+        venv,
+        "-c",
+        "import json, sys, pandas as pd; "
+        "print(json.dumps([pd.read_parquet(p)['customer_id'].tolist() for p in sys.argv[1:]]))",
+        output,
+        cwd=project,
+    )
+    assert ids == [[f"S{number:06d}" for number in range(1, 21)]]
+
+
 def test_the_serving_benchmark_runs_and_checks_its_batch_scores_against_mlflow(
     project: Path, venv: Path, champion: dict[str, Any], tmp_path: Path
 ) -> None:
     """`make serve-bench` at its smallest: every server answers under wrk without an error, and
     the batch command's scores equal `mlflow models predict`'s (the script compares them).
     Timings are reported, never asserted."""
+    require_tool("wrk", "wrk")
     results = tmp_path / "serving.json"
     arguments = (
         "--duration 1 --warmup 0 --connections 2 --batch-size 5 --workers 1 --cold-starts 1 "
@@ -340,21 +434,6 @@ def test_the_serving_benchmark_runs_and_checks_its_batch_scores_against_mlflow(
     assert set(observed["cost"]) == {"metrics and prediction log", "prediction log", "metrics"}
     assert all(len(samples) == 1 for samples in observed["us_per_request"].values())
     assert "| goal | measured | met |" in printed
-
-
-SHIFTED_TRAFFIC = """
-import json, sys
-from churn_prediction.data.dataset import generate_dataset
-from churn_prediction.serving.schema import FEATURES
-rows = generate_dataset(600, seed=5)[list(FEATURES)]
-rows["age"] += 30  # older customers than the model ever saw
-print(rows.to_json(orient="records"))
-"""
-
-
-def logged_rows(page: str) -> float:
-    found = re.search(r"^serving_prediction_log_rows_total (\S+)$", page, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 def drift_alert_test(page: str, alerts: Path) -> dict[str, Any]:
@@ -393,14 +472,33 @@ def drift_alert_test(page: str, alerts: Path) -> dict[str, Any]:
     }
 
 
-def test_make_monitor_finds_shifted_traffic_and_the_drift_alert_fires(
-    project: Path, venv: Path, champion: dict[str, Any], tmp_path: Path
-) -> None:
-    log, output = tmp_path / "log", tmp_path / "monitor"
+@dataclass
+class Monitored:
+    """docs/monitoring.md's walk-through: `make monitor` after bench/traffic.py's rows like the
+    training data, then again after older customers were sent too; the service after it."""
+
+    same: subprocess.CompletedProcess[str]  # the first `make monitor`
+    shifted: subprocess.CompletedProcess[str]  # the second
+    output: Path  # the second run's output folder (report.html, drift.prom)
+    page: str  # the service's /metrics page after the second run wrote its gauges
+
+
+def monitor(project: Path, venv: Path, log: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    arguments = f"ARGS=monitor.predictions_dir={log} monitor.output_dir={output}"
+    command = ["make", "monitor", "RUN=", arguments]
+    return run(command, project, env=env_for(venv), timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def monitored(
+    project: Path, venv: Path, champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Monitored:
+    folder = tmp_path_factory.mktemp("monitor")
+    log, output = folder / "log", folder / "monitor"
     served = start(
         project,
         venv,
-        tmp_path / "serve.log",
+        folder / "serve.log",
         make_target=False,
         prediction_log_dir=str(log),
         prediction_log_flush_s="0.2",
@@ -408,44 +506,59 @@ def test_make_monitor_finds_shifted_traffic_and_the_drift_alert_fires(
     )
     try:
         served.wait_ready()
-        rows = python_in(venv, "-c", SHIFTED_TRAFFIC, cwd=project)
-        for start_row in range(0, len(rows), 100):
-            status, body = served.call("/predict", rows[start_row : start_row + 100])
-            assert status == 200, body
-        deadline = time.monotonic() + 30
-        while logged_rows(served.call("/metrics")[1]) < len(rows):
-            assert time.monotonic() < deadline, "the prediction log was not written"
-            time.sleep(0.2)
-        monitored = run(
-            [
-                "make",
-                "monitor",
-                "RUN=",
-                f"ARGS=monitor.predictions_dir={log} monitor.output_dir={output}",
-            ],
-            project,
-            env=env_for(venv),
-            timeout=300,
-            check=False,
-        )
-        assert monitored.returncode != 0, monitored.stdout  # make reports the command's exit 1
-        assert "age: drift" in monitored.stdout, monitored.stdout
-        assert "600 predictions" in monitored.stdout
+        # As the docs say it: the script sends its rows and waits until the log holds them.
+        traffic = [venv / "bin" / "python", "bench/traffic.py", "--url", served.url("")]
+        run(traffic, project, env=env_for(venv), timeout=300)
+        same = monitor(project, venv, log, folder / "same")
+        older = ["--rows", "600", "--seed", "5", "--shift", "age=30"]
+        run([*traffic, *older], project, env=env_for(venv), timeout=300)
+        shifted = monitor(project, venv, log, output)
         status, page = served.call("/metrics")
         assert status == 200
-        assert re.search(r'model_feature_drift_detected\{[^}]*feature="age"[^}]*\} 1\.0', page)
     finally:
         served.stop()
-    # The report renders in a browser as the docs' picture of it does (tools/report_image.py).
-    image = report_image.screenshot(output / "report.html", tmp_path / "report.png")
-    assert report_image.png_size(image) == (report_image.WIDTH, report_image.HEIGHT)
-    assert image.stat().st_size > 50_000  # plots and tables, not a blank page
-    unit_test = drift_alert_test(page, project / "deploy/monitoring/alerts.yml")
+    return Monitored(same, shifted, output, page)
+
+
+def test_make_monitor_finds_no_drift_in_traffic_like_the_training_data(
+    monitored: Monitored,
+) -> None:
+    printed = monitored.same.stdout
+    assert monitored.same.returncode == 0, printed + monitored.same.stderr
+    assert "1,200 predictions" in printed, printed
+    assert "no drift" in printed, printed
+    assert ": drift" not in printed, printed
+
+
+def test_make_monitor_finds_shifted_traffic(monitored: Monitored) -> None:
+    printed = monitored.shifted.stdout
+    assert monitored.shifted.returncode != 0, printed  # make reports the command's exit 1
+    assert "age: drift" in printed, printed
+    assert "1,800 predictions" in printed, printed
+    assert re.search(
+        r'model_feature_drift_detected\{[^}]*feature="age"[^}]*\} 1\.0', monitored.page
+    )
+
+
+def test_the_drift_alert_fires_for_the_drifted_feature(
+    project: Path, monitored: Monitored, tmp_path: Path
+) -> None:
+    promtool = require_tool("promtool", "prometheus")
+    unit_test = drift_alert_test(monitored.page, project / "deploy/monitoring/alerts.yml")
     firing = unit_test["tests"][0]["alert_rule_test"][0]["exp_alerts"]
     assert "age" in [alert["exp_labels"]["feature"] for alert in firing]
     test_file = tmp_path / "drift.test.yml"
     test_file.write_text(json.dumps(unit_test))
-    run(["promtool", "test", "rules", test_file], tmp_path)
+    run([promtool, "test", "rules", test_file], tmp_path)
+
+
+def test_the_drift_report_renders_in_a_browser(monitored: Monitored, tmp_path: Path) -> None:
+    """The report renders in a browser as the docs' picture of it does (tools/report_image.py)."""
+    browser = require_tool("chromium", "chromium")
+    report = monitored.output / "report.html"
+    image = report_image.screenshot(report, tmp_path / "report.png", browser=browser)
+    assert report_image.png_size(image) == (report_image.WIDTH, report_image.HEIGHT)
+    assert image.stat().st_size > 50_000  # plots and tables, not a blank page
 
 
 def test_rollback_restores_the_previous_champion(

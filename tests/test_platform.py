@@ -10,7 +10,6 @@ promotes and serves without a code change.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import PYTHON, SAMPLE_ROW, env_for, run, tool
+from helpers import PYTHON, SAMPLE_ROW, env_for, require_tool, run, tool
 from test_level3 import free_port, start
 
 pytestmark = pytest.mark.slow
@@ -83,10 +82,8 @@ def test_the_tracking_server_runs_the_projects_mlflow(level3_project: Path) -> N
 
 
 def postgres_binary(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
-    if found[-1] is None:
-        pytest.fail(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
-    return str(found[-1])
+    """A PostgreSQL program: Debian keeps the server's off PATH, in its versioned folder."""
+    return require_tool(name, "postgresql", search=[f"/usr/lib/postgresql/*/bin/{name}"])
 
 
 def as_postgres(command: list[str]) -> list[str]:
@@ -97,6 +94,8 @@ def as_postgres(command: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     """A PostgreSQL server on 127.0.0.1 in a temporary data directory; its database URI."""
+    programs = ("initdb", "postgres", "pg_isready", "createdb")
+    initdb, server_program, pg_isready, createdb = map(postgres_binary, programs)
     folder = Path(tempfile.mkdtemp(prefix="platform-postgres-"))
     folder.chmod(0o755)
     data, sockets = folder / "data", folder / "sockets"
@@ -104,13 +103,13 @@ def postgres() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
         shutil.chown(sockets, "postgres")
-    init = [postgres_binary("initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust"]
+    init = [initdb, "-D", str(data), "-U", "mlflow", "--auth=trust"]
     subprocess.run(as_postgres(init), check=True, capture_output=True)
     port = free_port()
     server = subprocess.Popen(
         as_postgres(
             [
-                postgres_binary("postgres"),
+                server_program,
                 "-D",
                 str(data),
                 "-h",
@@ -125,13 +124,13 @@ def postgres() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        ready = [postgres_binary("pg_isready"), "-h", "127.0.0.1", "-p", str(port)]
+        ready = [pg_isready, "-h", "127.0.0.1", "-p", str(port)]
         deadline = time.monotonic() + 60
         while subprocess.run(ready, capture_output=True).returncode != 0:
             assert server.poll() is None, "PostgreSQL exited"
             assert time.monotonic() < deadline, "PostgreSQL did not start"
             time.sleep(0.2)
-        create = [postgres_binary("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow"]
+        create = [createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow"]
         subprocess.run([*create, "mlflow"], check=True, capture_output=True)
         yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
     finally:

@@ -448,6 +448,35 @@ def test_excluded_paths_follow_the_flags(context_ext) -> None:
     assert all("{package}" not in path for path in llm)
 
 
+def test_only_answers_that_turn_a_component_off_remove_paths(context_ext) -> None:
+    """What an update deletes (extensions/destination.py refuses it unless asked to)."""
+
+    def flags(level: int, orchestrator: str = "local", target: str = "kubernetes") -> dict:
+        return context_ext.derive_flags(level, "tabular", orchestrator, target)
+
+    removed = context_ext.removed_paths
+    for low in (1, 2, 3):
+        for high in range(low, 5):
+            assert removed(flags(low, "kubeflow"), flags(high, "kubeflow"), "p") == {}
+    down = removed(flags(3), flags(2), "p")
+    assert {path.format(package="p") for path in context_ext.OWNED_PATHS["serving"]} <= set(down)
+    assert {owner for owners in down.values() for owner in owners} == {
+        "serving",
+        "monitoring",
+        "kubernetes",
+    }
+    # the training image still needs deploy/ and .dockerignore when Kubeflow stays
+    kept = removed(flags(3, "kubeflow"), flags(2, "kubeflow"), "p")
+    assert "deploy" not in kept
+    assert ".dockerignore" not in kept
+    assert "deploy/docker/serve.Dockerfile" in kept
+    assert removed(flags(3), flags(3, target="none"), "p") == {
+        path: ["kubernetes"] for path in context_ext.OWNED_PATHS["kubernetes"]
+    }
+    # kserve shares deploy/k8s/: only the Kubernetes-only manifests go
+    assert "deploy/k8s" not in removed(flags(3), flags(3, target="kserve"), "p")
+
+
 def render_with_hook(context_ext, names_ext, source: str, **context: Any) -> str:
     """Render `source` in a Jinja environment that carries the template's own extensions."""
     env = Environment(extensions=[names_ext.NameFilters, context_ext.GoldenPathContext])

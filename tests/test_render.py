@@ -62,9 +62,11 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/families/__init__.py",
         "src/{package}/families/tabular.py",
         "src/{package}/data/__init__.py",
+        "src/{package}/data/contract.py",
         "src/{package}/data/datamodule.py",
         "src/{package}/data/dataset.py",
         "src/{package}/data/preprocessing.py",
+        "src/{package}/data/ranges.py",
         "src/{package}/data/raw.py",
         "src/{package}/data/schema.py",
         "src/{package}/models/__init__.py",
@@ -138,7 +140,9 @@ LEVEL_FILES: dict[int, list[str]] = {
         ".github/workflows/monitor.yml",
         ".github/workflows/promote.yml",
         "bench/serving.py",
+        "bench/traffic.py",
         "configs/monitor.yaml",
+        "data/sample/rows.csv",
         "deploy/docker/serve.Dockerfile",
         "deploy/monitoring/alerts.test.yml",
         "deploy/monitoring/alerts.yml",
@@ -163,6 +167,7 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/monitoring/dashboards.py",
         "src/{package}/monitoring/drift.py",
         "src/{package}/monitoring/gauges.py",
+        "src/{package}/monitoring/quality.py",
         "src/{package}/monitoring/record.py",
         "src/{package}/monitoring/settings.py",
         "src/{package}/monitoring/window.py",
@@ -178,6 +183,7 @@ LEVEL_FILES: dict[int, list[str]] = {
         "src/{package}/serving/prediction_log.py",
         "src/{package}/serving/schema.py",
         "src/{package}/serving/settings.py",
+        "tests/test_api_schema.py",
         "tests/test_batch.py",
         "tests/test_monitoring.py",
         "tests/test_monitoring_stack.py",
@@ -523,14 +529,22 @@ def test_options_take_effect(rendered: Rendered) -> None:
     assert with_python
     assert set(with_python) == {python}
 
-    sources = pyproject["tool"].get("uv", {}).get("sources", {})
-    indexes = pyproject["tool"].get("uv", {}).get("index", [])
-    if answers["torch_backend"] == "cpu":
-        assert "torch" in sources
-        assert [index["url"] for index in indexes] == ["https://download.pytorch.org/whl/cpu"]
-    else:
-        assert "torch" not in sources
-        assert indexes == []
+    # Both torch builds, one group each, whatever the answer; the answer picks the default group.
+    uv = pyproject["tool"]["uv"]
+    groups = pyproject["dependency-groups"]
+    assert groups["cpu"] == groups["cuda"] == uv["constraint-dependencies"] == ["torch==2.13.0"]
+    assert uv["conflicts"] == [[{"group": "cpu"}, {"group": "cuda"}]]
+    default = "cpu" if answers["torch_backend"] == "cpu" else "cuda"
+    assert {"cpu", "cuda"} & set(uv["default-groups"]) == {default}
+    indexes = {index["name"]: index for index in uv["index"]}
+    assert indexes["pytorch-cpu"]["url"] == "https://download.pytorch.org/whl/cpu"
+    assert indexes["pypi"]["url"] == "https://pypi.org/simple"
+    assert all(index["explicit"] for index in indexes.values())
+    assert {(s["index"], s["group"]) for s in uv["sources"]["torch"]} == {
+        ("pytorch-cpu", "cpu"),
+        ("pypi", "cpu"),  # macOS: PyPI's wheels are CPU builds
+        ("pypi", "cuda"),
+    }
 
 
 def test_names_take_effect(rendered: Rendered) -> None:

@@ -106,7 +106,9 @@ def test_make_lint(project: Path, prepared_env: Path) -> None:
 
 
 def test_make_test(project: Path, prepared_env: Path) -> None:
-    """The project's own test suite passes, and does not write into the project's MLflow store."""
+    """The project's own test suite passes, and does not write into the project's MLflow store.
+    It executes the starter notebook too (tests/test_notebook.py, against a training run), the
+    one run of the notebook in the template's suite."""
     before = store_state(project)
     out = make(project, prepared_env, "test", timeout=900)
     assert re.search(r"\d+ passed", out), out[-3000:]
@@ -284,33 +286,3 @@ def test_logged_model_loads_without_the_training_stack(
     )
     assert result["blocked_imported"] == []
     assert_predicts_probabilities(result)
-
-
-NOTEBOOK_RUNNER = """
-import json, sys
-import nbclient, nbformat
-path = sys.argv[1]
-notebook = nbformat.read(path, as_version=4)
-client = nbclient.NotebookClient(
-    notebook, timeout=600, kernel_name="python3",
-    resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}},
-)
-client.execute()
-texts = [
-    output.get("text", "") if output["output_type"] == "stream"
-    else output.get("data", {}).get("text/plain", "")
-    for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-]
-json.dump(texts, sys.stdout)
-"""
-
-
-def test_notebook_shows_the_run_that_training_logged(
-    project: Path, prepared_env: Path, trained: dict[str, Any]
-) -> None:
-    """The starter notebook, executed headless after `make train`, reads that very run."""
-    run_id = the_run(trained)["id"]
-    for notebook in sorted((project / "notebooks").glob("*.ipynb")):
-        texts = python_in(prepared_env, "-c", NOTEBOOK_RUNNER, notebook, cwd=project, timeout=600)
-        assert any(run_id in text for text in texts), texts
-    assert stray_files(project) == []

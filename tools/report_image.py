@@ -4,7 +4,8 @@
 
 The generated project's docs/monitoring.md shows template/docs/images/drift-report.png, made
 this way from a Level 3 project's `make monitor` report on shifted traffic. Chromium is Debian's
-(`apt-get install chromium`); tests/test_level3.py runs this on a fresh report.
+(`apt-get install chromium`, or `make system-deps` as root); tests/test_level3.py runs this on
+a fresh report, and skips that test without Chromium.
 """
 
 from __future__ import annotations
@@ -38,12 +39,19 @@ def chromium() -> str:
     raise SystemExit("error: no Chromium on PATH (apt-get install chromium)")
 
 
-def screenshot(report: Path, output: Path, width: int = WIDTH, height: int = HEIGHT) -> Path:
-    """`report` rendered at `width` x `height` into the PNG `output`, its scripts run first."""
+def screenshot(
+    report: Path,
+    output: Path,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    browser: str | None = None,
+) -> Path:
+    """`report` rendered at `width` x `height` into the PNG `output`, its scripts run first, by
+    `browser` (default: the Chromium on PATH)."""
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
-                chromium(),
+                browser or chromium(),
                 *FLAGS,
                 f"--user-data-dir={profile}",
                 f"--window-size={width},{height}",

@@ -1,12 +1,12 @@
 """The churn data set: its columns and a seeded generator of a realistic example.
 
 Team-owned: `copier update` never touches this file. To train on your own data, keep the
-three names the platform code reads (`TARGET`, `NUMERIC_FEATURES`, `CATEGORICAL_FEATURES`)
-and either point `data.source` (configs/data/) at a CSV or Parquet file, or make
-`generate_dataset` return your table (read it from your warehouse, an API, ...). Training
-writes what it returns to `data/raw/` once and fingerprints that file; the pipeline, where
-the project has one, calls it on every run. Either way data/schema.py checks the table before
-training.
+three names the platform code reads (`TARGET`, `NUMERIC_FEATURES` with each number's valid
+range, `CATEGORICAL_FEATURES` with each category's values) and either point `data.source`
+(configs/data/) at a CSV or Parquet file, or make `generate_dataset` return your table (read
+it from your warehouse, an API, ...). Training writes what it returns to `data/raw/` once and
+fingerprints that file; the pipeline, where the project has one, calls it on every run. Either
+way data/schema.py checks the table before training.
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .ranges import Range
+
 TARGET = "churned"
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "age",
-    "tenure_months",
-    "monthly_charges",
-    "total_charges",
-    "support_calls",
-    "num_products",
-)
+# Each number with the values it may take (inclusive). Training data, requests and batch files
+# outside these ranges are refused, and the monitor counts them: set what is valid, not what
+# the training data happens to hold (the monitor compares with that on its own).
+NUMERIC_FEATURES: dict[str, Range] = {
+    "age": Range(18, 120, integer=True),
+    "tenure_months": Range(0, 600, integer=True),
+    "monthly_charges": Range(0, 10_000),
+    "total_charges": Range(0, 10_000_000),
+    "support_calls": Range(0, 1_000, integer=True),
+    "num_products": Range(1, 100, integer=True),
+}
 # Fixed vocabularies: the one-hot columns do not depend on which values a split happens to hold.
 CATEGORICAL_FEATURES: dict[str, tuple[str, ...]] = {
     "contract": ("month_to_month", "one_year", "two_year"),

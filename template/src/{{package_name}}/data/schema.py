@@ -1,7 +1,8 @@
 """The contract of the raw table: column types, value ranges, no nulls, allowed categories, and
-enough rows for the splits. The columns come from `dataset.py` (team-owned), so a new feature is
-checked without editing this file; training and the pipeline's validate step both raise
-`DataValidationError` with the same report (docs/golden-path.md, "Data").
+enough rows for the splits. The columns and their ranges come from `dataset.py` (team-owned,
+read through contract.py), so a new feature is checked without editing this file; training
+and the pipeline's validate step both raise `DataValidationError` with the same report
+(docs/golden-path.md, "Data").
 """
 
 from __future__ import annotations
@@ -14,26 +15,9 @@ import pandas as pd
 import pandera.pandas as pa
 
 from ..errors import ProjectError
-from .dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES, TARGET
+from .contract import CATEGORICAL, NUMERIC, TARGET, Range
+from .ranges import clip
 
-
-@dataclass(frozen=True)
-class Bounds:
-    """Inclusive limits of a numeric column; `integer` requires whole numbers."""
-
-    low: float | None = None
-    high: float | None = None
-    integer: bool = False
-
-
-NUMERIC_BOUNDS: dict[str, Bounds] = {
-    "age": Bounds(18, 120, integer=True),
-    "tenure_months": Bounds(0, 1200, integer=True),
-    "monthly_charges": Bounds(0, 10_000),
-    "total_charges": Bounds(0, None),
-    "support_calls": Bounds(0, None, integer=True),
-    "num_products": Bounds(1, 100, integer=True),
-}
 TARGET_VALUES = (0, 1)
 # The name pandera gives failures that concern the whole table (a missing column, for example).
 TABLE = "raw_table"
@@ -89,13 +73,13 @@ class Splits:
         )
 
 
-def _numeric_checks(bounds: Bounds) -> list[pa.Check]:
-    checks = []
-    if bounds.low is not None:
-        checks.append(pa.Check.greater_than_or_equal_to(bounds.low))
-    if bounds.high is not None:
-        checks.append(pa.Check.less_than_or_equal_to(bounds.high))
-    if bounds.integer:
+def _numeric_checks(valid: Range) -> list[pa.Check]:
+    """dataset.py's range of a number (ranges.py), as pandera checks that name what failed."""
+    checks = [
+        pa.Check.greater_than_or_equal_to(valid.lowest),
+        pa.Check.less_than_or_equal_to(valid.highest),
+    ]
+    if valid.integer:
         checks.append(
             pa.Check(lambda values: values % 1 == 0, element_wise=False, name="whole_number")
         )
@@ -105,11 +89,10 @@ def _numeric_checks(bounds: Bounds) -> list[pa.Check]:
 def raw_schema() -> pa.DataFrameSchema:
     """Schema of the raw table; other columns (identifiers, for example) pass unchecked."""
     columns: dict[str, pa.Column] = {}
-    for name in NUMERIC_FEATURES:
-        bounds = NUMERIC_BOUNDS.get(name, Bounds())
+    for name, valid in NUMERIC.items():
         # Coerced to float for checking only: the validated file is the raw file, byte for byte.
-        columns[name] = pa.Column(float, _numeric_checks(bounds), nullable=False, coerce=True)
-    for name, vocabulary in CATEGORICAL_FEATURES.items():
+        columns[name] = pa.Column(float, _numeric_checks(valid), nullable=False, coerce=True)
+    for name, vocabulary in CATEGORICAL.items():
         columns[name] = pa.Column(str, pa.Check.isin(vocabulary), nullable=False, coerce=True)
     columns[TARGET] = pa.Column(int, pa.Check.isin(TARGET_VALUES), nullable=False, coerce=True)
     return pa.DataFrameSchema(columns, strict=False, name=TABLE)
@@ -146,7 +129,7 @@ def validation_report(
     failures: list[dict[str, Any]] = []
     for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
         rows = [int(row) for row in group["row"].dropna()]
-        values = [str(value) for value in group["failure_case"]]
+        values = [clip(str(value), 200) for value in group["failure_case"]]  # a cell may be huge
         failure: dict[str, Any] = {
             "column": str(column),
             "check": str(check),

@@ -7,9 +7,11 @@ report.html, result.json and drift.prom (gauges the service exports) to `monitor
 and logs them as an MLflow run tagged with the version. Overrides are Hydra overrides of
 configs/monitor.yaml.
 
-Exit status: 0 no drift; 1 drift (the failed checks are listed); 2 nothing to compare or a
-mistake (an empty window, a model without a baseline, a bad override, an unreachable tracking
-server), one line on stderr. More: docs/monitoring.md.
+Exit status: 0 no drift; 1 drift or invalid values (the failed checks are listed); 2 nothing to
+compare or a mistake (an empty window, a model without a baseline, a bad override, an
+unreachable tracking server), one line on stderr. `make monitor` fails on 1 and 2 alike (make
+itself exits 2 whenever a command fails; its last line says `Error 1` or `Error 2`): call the
+command itself where the difference matters. More: docs/monitoring.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,6 +35,7 @@ from ..serving.model import ModelRef, artifact_paths, fetch, resolve
 from ..serving.settings import ServeSettings
 from ..tracking.runs import Store
 from ..tracking.server import require_tracking_server
+from .quality import set_aside_invalid
 from .settings import MonitorSection
 from .window import Window, WindowError, read_window
 
@@ -77,15 +81,21 @@ def monitor(cfg: MonitorSection, tracking_uri: str, store: Store | None) -> dict
     numeric = [column for column in profile["numeric"] if column != PREDICTION]
     categorical = list(profile["categorical"])
     window = Window.ending(cfg.end, cfg.window_hours)
-    current = read_window(cfg.predictions_dir, window, ref, numeric, categorical)
+    read = read_window(
+        cfg.predictions_dir, window, ref, numeric, categorical, cfg.skip_unreadable_files
+    )
+    for path in read.skipped:
+        print(f"warning: skipped {path}: not a readable Parquet file", file=sys.stderr)
+    current = read.frame
     if len(current) < cfg.min_rows:
         raise WindowError(
             f"{len(current)} predictions of {ref.name} v{ref.version} from {window} in "
             f"{cfg.predictions_dir}, fewer than monitor.min_rows={cfg.min_rows}: nothing to "
             "compare yet (widen monitor.window_hours, or wait for traffic)"
         )
-    snapshot, result = run_report(current, reference, profile, cfg)
-    return publish(cfg, ref, window, snapshot, result, store)
+    invalid = set_aside_invalid(current, numeric)
+    snapshot, result = run_report(current, reference, profile, cfg, invalid)
+    return publish(cfg, ref, window, snapshot, result, store, read.skipped)
 
 
 def publish(
@@ -95,6 +105,7 @@ def publish(
     snapshot: Any,
     result: DriftResult,
     store: Store | None,
+    skipped: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write the report and result.json, log the MLflow run, then export the gauges (last, so
     that they follow the recorded run); what was written."""
@@ -108,6 +119,7 @@ def publish(
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
         "finished": finished.isoformat(),
         **result.to_dict(),
+        "skipped_files": skipped or [],  # unreadable log files, left out of the window
     }
     with writing(output / "report.html") as report:
         snapshot.save_html(str(report))
@@ -146,12 +158,15 @@ def summary(outcome: Mapping[str, Any]) -> list[str]:
             f"outside baseline {found['out_of_range_share']:.1%}"
             if found["out_of_range_share"]
             else "",
+            f"invalid {found['invalid_share']:.1%}" if found["invalid_share"] else "",
         ]
         if any(flags):
             lines.append(f"  {name}: {', '.join(flag for flag in flags if flag)}")
     verdict = f"drift: {len(outcome['failed'])} checks failed" if outcome["drift"] else "no drift"
     lines.append(verdict)
     lines += [f"  - {failure}" for failure in outcome["failed"]]
+    if outcome["skipped_files"]:
+        lines.append(f"skipped unreadable log files: {len(outcome['skipped_files'])}")
     lines.append(f"report: {outcome['files']['report']}")
     if "mlflow_run_id" in outcome:
         lines.append(f"MLflow run: {outcome['mlflow_run_id']}")

@@ -27,6 +27,7 @@ from evidently.tests import lte
 
 from ..errors import ProjectError
 from ..models.baseline import PREDICTION
+from .quality import invalid_findings
 from .settings import MonitorSection
 
 
@@ -41,8 +42,9 @@ class FeatureResult:
     score: float
     threshold: float
     drifted: bool
-    missing_share: float
+    missing_share: float  # invalid values count as missing too: they are left out
     out_of_range_share: float
+    invalid_share: float  # outside the valid range dataset.py sets, or not finite (quality.py)
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,14 @@ class DriftResult:
 
 
 def run_report(
-    current: pd.DataFrame, baseline: pd.DataFrame, profile: Mapping[str, Any], cfg: MonitorSection
+    current: pd.DataFrame,
+    baseline: pd.DataFrame,
+    profile: Mapping[str, Any],
+    cfg: MonitorSection,
+    invalid: Mapping[str, float] | None = None,
 ) -> tuple[Snapshot, DriftResult]:
-    """Run every test on `current` (the window) against `baseline`; the report and its summary."""
+    """Run every test on `current` (the window) against `baseline`; the report and its summary.
+    `invalid`: per column, the share of invalid values already set aside (quality.py)."""
     numeric = [column for column in profile["numeric"] if column != PREDICTION]
     categorical = list(profile["categorical"])
     features = [*numeric, *categorical]
@@ -114,10 +121,19 @@ def run_report(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(baseline[columns], data_definition=definition),
     )
-    return snapshot, summarise(snapshot, len(current), len(baseline), numeric)
+    invalid = dict(invalid or {})
+    result = summarise(snapshot, len(current), len(baseline), numeric, invalid)
+    result.failed.extend(invalid_findings(invalid, len(current), cfg.max_invalid_share))
+    return snapshot, result
 
 
-def summarise(snapshot: Snapshot, rows: int, baseline_rows: int, numeric: list[str]) -> DriftResult:
+def summarise(
+    snapshot: Snapshot,
+    rows: int,
+    baseline_rows: int,
+    numeric: list[str],
+    invalid: Mapping[str, float],
+) -> DriftResult:
     """Scores and verdicts per column, read from the report's metrics and tests."""
     content = snapshot.dict()
     values: dict[tuple[str, str | None], Any] = {}
@@ -158,6 +174,7 @@ def summarise(snapshot: Snapshot, rows: int, baseline_rows: int, numeric: list[s
                     ("OutRangeValueCount", column), values.get(("OutListValueCount", column))
                 )
             ),
+            invalid_share=invalid.get(column, 0.0),
         )
 
     features = {

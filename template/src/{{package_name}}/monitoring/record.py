@@ -28,6 +28,7 @@ def metrics_of(result: DriftResult) -> dict[str, float]:
         metrics[f"drift_score.{feature}"] = found.score
         metrics[f"missing_share.{feature}"] = found.missing_share
         metrics[f"out_of_range_share.{feature}"] = found.out_of_range_share
+        metrics[f"invalid_share.{feature}"] = found.invalid_share
     return metrics
 
 

@@ -38,6 +38,8 @@ class MonitorSection(Section):
     prediction_threshold: Score
     max_missing_share: Share
     max_out_of_range_share: Share
+    max_invalid_share: Share
+    skip_unreadable_files: bool
     output_dir: Text
     pushgateway_url: Text | None = None
     experiment_name: Text

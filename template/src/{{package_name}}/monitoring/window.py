@@ -42,16 +42,26 @@ class Window:
         return [f"{self.start.date() + timedelta(days=day):%Y-%m-%d}" for day in range(days + 1)]
 
 
+@dataclass(frozen=True)
+class WindowRows:
+    """The window's rows, and the log files that could not be read (skipped, not fatal)."""
+
+    frame: pd.DataFrame
+    skipped: list[str]
+
+
 def read_window(
     location: str,
     window: Window,
     model: ModelRef,
     numeric: list[str],
     categorical: list[str],
-) -> pd.DataFrame:
+    skip_unreadable: bool = True,
+) -> WindowRows:
     """The features and probability of every row `model` served in `window`; WindowError when
-    the log is missing or unreadable. `location` is a folder, or a URI that Arrow reads
-    (s3://bucket/predictions, gs://...: where a collector ships the service's log)."""
+    the log is missing, or a file of it is unreadable and `skip_unreadable` is off. `location`
+    is a folder, or a URI that Arrow reads (s3://bucket/predictions, gs://...: where a collector
+    ships the service's log)."""
     try:
         filesystem, directory = fs.FileSystem.from_uri(location)
     except (pa.ArrowInvalid, ValueError):  # a plain path
@@ -76,6 +86,7 @@ def read_window(
         & (ds.field("model_name") == (model.name or ""))
         & (ds.field("model_version") == (model.version or ""))
     )
+    columns = [*numeric, *categorical, "probability"]
     try:
         dataset = ds.dataset(
             directory,
@@ -84,7 +95,21 @@ def read_window(
             partitioning=partitioning,
             filesystem=filesystem,
         )
-        table = dataset.to_table(columns=[*numeric, *categorical, "probability"], filter=rows)
     except (pa.ArrowException, OSError) as error:
         raise WindowError(f"cannot read the prediction log in {location}: {error}") from None
-    return table.to_pandas()
+    try:  # all files at once, on Arrow's threads; file by file only when one of them fails
+        return WindowRows(dataset.to_table(columns=columns, filter=rows).to_pandas(), [])
+    except (pa.ArrowException, OSError) as error:
+        if not skip_unreadable:
+            raise WindowError(
+                f"cannot read the prediction log in {location}: {error} (with "
+                "monitor.skip_unreadable_files=true such files are skipped and counted)"
+            ) from None
+    tables, skipped = [], []
+    for fragment in dataset.get_fragments(filter=rows):
+        try:
+            tables.append(fragment.to_table(schema=dataset.schema, columns=columns, filter=rows))
+        except (pa.ArrowException, OSError):
+            skipped.append(fragment.path)
+    table = pa.concat_tables(tables) if tables else dataset.schema.empty_table().select(columns)
+    return WindowRows(table.to_pandas(), skipped)

@@ -2,9 +2,10 @@
 
 The model loads in the background after start: `/healthz` answers at once, `/readyz` and
 `/predict` answer 503 with the reason until the model is in (a registry that is down is
-retried). With `RELOAD_INTERVAL_S` the alias is resolved again on that interval and a new
-version replaces the old one between two requests; with `SHADOW_SHARE` a share of requests is
-scored by the shadow model too, after the response. docs/serving.md has the API.
+retried: each attempt gives up within seconds, so that the reason shows). With
+`RELOAD_INTERVAL_S` the alias is resolved again on that interval and a new version replaces the
+old one between two requests; with `SHADOW_SHARE` a share of requests is scored by the shadow
+model too, after the response. docs/serving.md has the API.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..data.dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from ..data.contract import CATEGORICAL, FEATURES, NUMERIC
+from ..tracking.environment import quick_mlflow_requests
 from . import metrics
-from .batching import Batcher, Columns, Requests
+from .batching import Batcher, Columns, NonFiniteOutputError, Requests
 from .model import LoadedModel, ModelLoadError, load, resolve
 from .observability import RequestObserver
 from .prediction_log import PredictionLog, log_schema
 from .schema import (
-    FEATURES,
     ROW,
     PredictResponse,
     RequestError,
@@ -272,6 +273,7 @@ def _documented_errors() -> dict[int | str, dict[str, Any]]:
         400: "Malformed JSON.",
         413: "More rows (or bytes) than MAX_BATCH_ROWS allows.",
         422: "A row breaks the schema: the detail names the row and the feature.",
+        500: "The model gave a row no finite probability; the detail names the rows.",
         503: "No model is loaded yet; the detail says why.",
     }
     return {
@@ -295,20 +297,23 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         if settings.prediction_log_dir is not None:
             service.log = PredictionLog(
                 settings.prediction_log_dir,
-                log_schema(NUMERIC_FEATURES, list(CATEGORICAL_FEATURES)),
+                log_schema(list(NUMERIC), list(CATEGORICAL)),
                 settings.prediction_log_sample_rate,
                 settings.prediction_log_flush_s,
                 settings.prediction_log_max_rows,
             ).start()
         metrics.MODEL_READY.set(0)
-        loader = asyncio.create_task(service.load_forever())
-        try:
-            yield
-        finally:
-            loader.cancel()
-            service.shadow_pool.shutdown(wait=True)
-            if service.log is not None:
-                service.log.close()
+        # The service retries the registry itself (RETRY_S doubling to RETRY_MAX_S): MLflow's
+        # own retries would keep /readyz at "loading" for minutes while the registry is down.
+        with quick_mlflow_requests():
+            loader = asyncio.create_task(service.load_forever())
+            try:
+                yield
+            finally:
+                loader.cancel()
+                service.shadow_pool.shutdown(wait=True)
+                if service.log is not None:
+                    service.log.close()
 
     app = FastAPI(
         title=f"{PACKAGE} model server",
@@ -372,7 +377,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             rows = parse_rows(await _body(request, body_limit), settings.max_batch_rows)
         except RequestError as error:
             return _error(error.status, error.errors)
-        scored = await service.score(rows, request.state.request_id)
+        try:
+            scored = await service.score(rows, request.state.request_id)
+        except NonFiniteOutputError as error:
+            metrics.NON_FINITE_ROWS.inc(len(error.rows))
+            log.error("request %s: %s", request.state.request_id, error)
+            message = "the model gave no finite probability for this row (a fault of the model)"
+            return _error(500, [row_error(row, None, message) for row in error.rows])
         return Response(json.dumps(scored), media_type="application/json")
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

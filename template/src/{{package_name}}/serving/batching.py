@@ -11,18 +11,31 @@ metrics, the prediction log) is done once per call too, by the batcher's `on_sco
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from itertools import accumulate, chain
 from typing import Any
 
+from ..data.contract import FEATURES
 from .model import LoadedModel
-from .schema import FEATURES
 
 Columns = dict[str, list[Any]]
 # (request id, rows) of each request of a call, in the order of its rows.
 Requests = list[tuple[str, int]]
 # Called after each model call with the model, every row, their probabilities and the requests.
 OnScored = Callable[[LoadedModel, Columns, list[float], Requests], None]
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The model gave a probability that is not a finite number: an error of the service (the
+    request's rows were valid), never an answer."""
+
+    def __init__(self, rows: list[int]) -> None:
+        super().__init__(
+            f"the model gave no finite probability for row{'s' if len(rows) > 1 else ''} "
+            f"{', '.join(map(str, rows[:10]))}{' ...' if len(rows) > 10 else ''}"
+        )
+        self.rows = rows
 
 
 class Batch:
@@ -32,7 +45,7 @@ class Batch:
 
     def score(self, on_scored: OnScored | None = None) -> None:
         """One model call for every request in the batch; each gets its rows' probabilities
-        (or the error, if the call failed)."""
+        (or the error, if the call failed or gave one of its rows no finite probability)."""
         waiting = [request for request in self.requests if not request[2].done()]
         if not waiting:
             return  # every caller went away (client disconnects cancel their futures)
@@ -47,11 +60,38 @@ class Batch:
                 future.set_exception(error)
             return
         requests = [(request_id, len(values[FEATURES[0]])) for values, request_id, _ in waiting]
-        ends = accumulate(size for _, size in requests)
-        for (_, size), end, (_, _, future) in zip(requests, ends, waiting, strict=True):
-            future.set_result(probabilities[end - size : end])
-        if on_scored is not None:
-            on_scored(self.model, joined, probabilities, requests)
+        ends = list(accumulate(size for _, size in requests))
+        kept = []
+        for index, ((_, size), end, (_, _, future)) in enumerate(
+            zip(requests, ends, waiting, strict=True)
+        ):
+            answer = probabilities[end - size : end]
+            # NaN fails both comparisons: this keeps exactly the finite probabilities.
+            bad = [row for row, p in enumerate(answer) if not -math.inf < p < math.inf]
+            if bad:
+                future.set_exception(NonFiniteOutputError(bad))
+            else:
+                future.set_result(answer)
+                kept.append(index)
+        if on_scored is None or not kept:
+            return
+        if len(kept) < len(waiting):  # only answered rows are counted and logged
+            joined, probabilities, requests = _subset(joined, probabilities, requests, ends, kept)
+        on_scored(self.model, joined, probabilities, requests)
+
+
+def _subset(
+    joined: Columns,
+    probabilities: list[float],
+    requests: Requests,
+    ends: list[int],
+    kept: list[int],
+) -> tuple[Columns, list[float], Requests]:
+    """The rows of the requests at `kept` (indexes into `requests`)."""
+    spans = [range(ends[i] - requests[i][1], ends[i]) for i in kept]
+    rows = [row for span in spans for row in span]
+    columns = {name: [values[row] for row in rows] for name, values in joined.items()}
+    return columns, [probabilities[row] for row in rows], [requests[i] for i in kept]
 
 
 class Batcher:

@@ -61,6 +61,10 @@ BATCH_REQUESTS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 PREDICTIONS = Counter("serving_predictions_total", "Rows scored, by predicted label.", ["label"])
+NON_FINITE_ROWS = Counter(
+    "serving_non_finite_predictions_total",
+    "Rows the model gave no finite probability (answered 500, never logged).",
+)
 MODEL_INFO = Gauge(
     "serving_model_info",
     "1 for each model this process serves, labelled with its registry name, version and alias.",

@@ -9,6 +9,7 @@ pyfunc (models/pyfunc_model.py, torch) computes the same numbers: tests/test_ser
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import shutil
 import tempfile
@@ -17,18 +18,34 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 import onnxruntime as ort
 import yaml
 
 from ..data.preprocessing import Preprocessor
+from ..data.ranges import clip
 from ..errors import ProjectError
 
 MODELS_SCHEME = "models:/"
+RUNS_SCHEME = "runs:/"
 # Written next to a downloaded model: which registry version the directory holds.
 REGISTERED_FILE = "registered-model.json"
 COMPLETE_MARKER = ".complete"
+# Names (aliases, versions, models) a message lists at most.
+LISTED = 5
+# The module MLflow imports to read each storage scheme, and the package that has it.
+STORAGE_CLIENTS = {
+    "s3": ("boto3", "boto3"),
+    "r2": ("boto3", "boto3"),
+    "b2": ("boto3", "boto3"),
+    "gs": ("google.cloud.storage", "google-cloud-storage"),
+    "wasbs": ("azure.storage.blob", "azure-storage-blob"),
+    "abfss": ("azure.storage.filedatalake", "azure-storage-file-datalake"),
+    "sftp": ("pysftp", "pysftp"),
+}
 
 
 class ModelLoadError(ProjectError, RuntimeError):
@@ -61,14 +78,18 @@ def resolve(uri: str, tracking_uri: str) -> ModelRef:
     if uri.startswith(MODELS_SCHEME):
         name, alias, version = _parse_models_uri(uri)
         if alias is not None:
+            client = _client(tracking_uri)
             try:
-                version = str(_client(tracking_uri).get_model_version_by_alias(name, alias).version)
+                version = str(client.get_model_version_by_alias(name, alias).version)
             except Exception as error:  # MlflowException, or the server is unreachable
                 raise ModelLoadError(
-                    f"cannot resolve {uri} in {tracking_uri}: {_first_line(error)}"
+                    _registry_problem(client, uri, tracking_uri, error, name, alias=alias)
                 ) from error
         return ModelRef(f"{MODELS_SCHEME}{name}/{version}", name, version, alias)
-    registered = Path(uri) / REGISTERED_FILE
+    local = _local_folder(uri)
+    if local is None:
+        return ModelRef(uri)
+    registered = local / REGISTERED_FILE
     if registered.is_file():
         recorded = json.loads(registered.read_text())
         return ModelRef(uri, recorded["name"], recorded["version"], recorded["alias"])
@@ -82,37 +103,171 @@ def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
         return name, alias, None
     name, _, version = rest.rpartition("/")
     if not name or not version.isdigit():
-        raise ModelLoadError(f"{uri} names no version: use models:/NAME/VERSION or NAME@ALIAS")
+        raise ModelLoadError(
+            f"{_short(uri)} names no version: use models:/NAME/VERSION or NAME@ALIAS"
+        )
     return name, None, version
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+def _local_folder(uri: str) -> Path | None:
+    """The folder that a plain path or a file:// URI names, which must exist; None for a URI
+    of any other scheme (models:/, runs:/, s3://, ...)."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        folder = Path(url2pathname(parsed.path))
+    elif len(parsed.scheme) <= 1:  # none, or a Windows drive letter
+        folder = Path(uri)
+    else:
+        return None
+    if folder.is_dir():
+        return folder
+    relative = "" if folder.is_absolute() else f" (relative to {Path.cwd()})"
+    problem = " is a file, not a model folder" if folder.exists() else ": no such folder"
+    raise ModelLoadError(f"{_short(uri)}{problem}{relative}")
+
+
+def _reason(error: BaseException) -> str:
+    """An error's message on one line, shortened. MLflow's download errors span lines: a
+    heading that ends with a colon, then per file a banner and what failed."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    text = ""
+    for line in (line for line in lines if line and not line.startswith("#####")):
+        text += f"{' ' if text.endswith(':') else '; '}{line}" if text else line
+    return _short(text or type(error).__name__)
+
+
+def _short(text: str) -> str:
+    """`text` cut for a message: a URI or an error can be any length."""
+    return clip(text, 200)
+
+
+def _listed(items: list[str]) -> str:
+    """At most LISTED of `items`, each shortened; an ellipsis says there are more."""
+    shown = [clip(item, 60) for item in items[:LISTED]]
+    return ", ".join(shown + (["..."] if len(items) > LISTED else []))
+
+
+def _where(tracking_uri: str) -> str:
+    """The registry for a message, without a password it may hold."""
+    parsed = urlparse(tracking_uri)
+    if parsed.password is None:
+        return clip(tracking_uri, 120)
+    return clip(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl(), 120)
+
+
+def _missing(error: BaseException) -> bool:
+    """Whether the registry answered that something does not exist (a missing alias is an
+    invalid parameter to it), as opposed to not answering at all."""
+    return getattr(error, "error_code", None) in (
+        "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_PARAMETER_VALUE",
+    )
+
+
+def _registry_problem(
+    client: Any,
+    uri: str,
+    tracking_uri: str,
+    error: BaseException,
+    name: str,
+    alias: str | None = None,
+    version: str | None = None,
+) -> str:
+    """Why a lookup of `uri` failed. Where the registry answered that something is missing,
+    it is asked which: the model (naming those it has), the alias (naming the aliases) or the
+    version (naming the latest ones). An unreachable registry is not asked again."""
+    where = _where(tracking_uri)
+    unclear = f"cannot resolve {_short(uri)} in {where}: {_reason(error)}"
+    if not _missing(error):
+        return unclear
+    model_name = clip(name, 100)
+    try:
+        try:
+            model = client.get_registered_model(name)
+        except Exception as lookup:
+            if not _missing(lookup):
+                return unclear
+            found = client.search_registered_models(max_results=LISTED + 1)
+            names = _listed([each.name for each in found]) or "none: make pipeline registers one"
+            return f"{_short(uri)}: no registered model {model_name!r} in {where} (it has {names})"
+        if alias is not None and alias not in model.aliases:
+            aliases = _listed([f"{key} (v{value})" for key, value in sorted(model.aliases.items())])
+            there = f"its aliases: {aliases}" if aliases else "it has none: make promote sets one"
+            return f"{_short(uri)}: {model_name} has no alias {clip(alias, 100)!r} ({there})"
+        if version is not None:
+            latest = client.search_model_versions(
+                f"name = '{name}'", max_results=LISTED, order_by=["version_number DESC"]
+            )
+            numbers = ", ".join(str(found.version) for found in latest)
+            there = f"the latest: {numbers}" if numbers else "it has none"
+            return f"{_short(uri)}: {model_name} has no version {version} ({there})"
+    except Exception:  # the registry stopped answering: what the first lookup said will do
+        return unclear
+    return unclear
+
+
+def _storage_client(uri: str, location: str) -> None:
+    """Refuse to download `uri` from a `location` whose storage needs a client package that is
+    not installed, naming the package (MLflow would fail on some module the package pulls in)."""
+    scheme = urlparse(location).scheme
+    if scheme not in STORAGE_CLIENTS:
+        return
+    module, package = STORAGE_CLIENTS[scheme]
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        stored = "" if location == uri else f" (its files: {_short(location)})"
+        raise ModelLoadError(
+            f"{_short(uri)}{stored}: {scheme}:// storage needs the package {package}, which is "
+            f"missing here ({_reason(error)}); install it: uv add --group serve {package}"
+        ) from None
+
+
+def _run_artifacts(uri: str, tracking_uri: str) -> str:
+    """Where the files of the run that a runs:/ URI names are."""
+    run_id = uri.removeprefix(RUNS_SCHEME).lstrip("/").split("/", 1)[0]
+    try:
+        return str(_client(tracking_uri).get_run(run_id).info.artifact_uri)
+    except Exception as error:  # MlflowException, or the server is unreachable
+        if _missing(error):
+            message = f"{_short(uri)}: no run {clip(run_id, 64)!r} in {_where(tracking_uri)}"
+        else:
+            message = f"cannot look up {_short(uri)} in {_where(tracking_uri)}: {_reason(error)}"
+        raise ModelLoadError(message) from error
 
 
 def fetch(ref: ModelRef, tracking_uri: str, cache_dir: Path) -> Path:
     """A local directory holding the model of `ref`; registry versions are downloaded once
     into `cache_dir` (a version never changes)."""
-    local = Path(ref.uri)
-    if local.is_dir():
+    local = _local_folder(ref.uri)
+    if local is not None:
         return local
     source = ref.uri
     target = None
     if ref.name is not None and ref.version is not None:
+        client = _client(tracking_uri)
         try:
             # Where the version's files are, asked of this registry: a models:/ URI would be
             # looked up in whichever registry MLflow's process-wide settings name.
-            client = _client(tracking_uri)
             source = client.get_model_version_download_uri(ref.name, ref.version)
         except Exception as error:  # MlflowException, or the server is unreachable
             raise ModelLoadError(
-                f"cannot find the files of {ref.uri}: {_first_line(error)}"
+                _registry_problem(
+                    client, ref.uri, tracking_uri, error, ref.name, version=ref.version
+                )
             ) from error
         # Keyed by where the files are too: a registry made afresh numbers versions from 1 again.
         key = hashlib.sha256(f"{tracking_uri} {source}".encode()).hexdigest()[:16]
         target = cache_dir / ref.name / f"{ref.version}-{key}"
         if (target / COMPLETE_MARKER).exists():
             return target
+    if source != ref.uri:
+        try:
+            _local_folder(source)  # a version's files on this machine (a deleted mlruns/)
+        except ModelLoadError as error:
+            raise ModelLoadError(f"the files of {_short(ref.uri)} are gone: {error}") from None
+    stored = _run_artifacts(source, tracking_uri) if source.startswith(RUNS_SCHEME) else source
+    _storage_client(ref.uri, stored)
     target = target or Path(tempfile.mkdtemp(prefix="model-", dir=_made(cache_dir)))
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=_made(cache_dir)))
     try:
@@ -128,7 +283,10 @@ def fetch(ref: ModelRef, tracking_uri: str, cache_dir: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         downloaded.rename(target)
     except Exception as error:
-        raise ModelLoadError(f"cannot download {ref.uri}: {_first_line(error)}") from error
+        where = "" if source == ref.uri else f" from {_short(source)}"
+        raise ModelLoadError(
+            f"cannot download {_short(ref.uri)}{where}: {_reason(error)}"
+        ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -179,7 +337,7 @@ class LoadedModel:
         except Exception as error:  # a missing file, a foreign model, a corrupt ONNX graph
             raise ModelLoadError(
                 f"{ref.uri} is not a model this service can read (models/export.py logs one): "
-                f"{_first_line(error)}"
+                f"{_reason(error)}"
             ) from error
         return cls(ref, preprocessor, session)
 

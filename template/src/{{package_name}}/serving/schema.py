@@ -1,8 +1,8 @@
-"""What the service accepts and returns, derived from the data set's columns (data/dataset.py).
+"""What the service accepts and returns, derived from the row contract (data/contract.py).
 
-A row holds every feature and nothing else. Numbers must be finite JSON numbers (`true` or
-`"42"` is not a number), categories strings: a value outside the training vocabulary is
-accepted, encoded as unseen, and left for drift monitoring to notice.
+A row holds every feature and nothing else. Numbers must be JSON numbers (`true` or `"42"` is
+not a number) in the range dataset.py sets for them; categories strings: a value outside the
+training vocabulary is accepted, encoded as unseen, and left for drift monitoring to notice.
 """
 
 from __future__ import annotations
@@ -12,21 +12,36 @@ from typing import Annotated, Any, cast
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
-from ..data.dataset import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from ..data.contract import CATEGORICAL, FEATURES, MAX_CATEGORY_LENGTH, NUMERIC
+from ..data.ranges import clip, shorten
 
-FEATURES: tuple[str, ...] = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
 STRICT_ROWS = ConfigDict(extra="forbid", strict=True)
 
 
 def _row_type() -> Any:
     fields: dict[str, Any] = {
-        name: Annotated[float, Field(allow_inf_nan=False, description="number")]
-        for name in NUMERIC_FEATURES
+        name: Annotated[
+            float,
+            Field(
+                allow_inf_nan=False,
+                ge=valid.lowest,
+                le=valid.highest,
+                multiple_of=1 if valid.integer else None,
+                description=f"number; valid: {valid}",
+                examples=[valid.example],  # what the deploy workflow's smoke test sends
+            ),
+        ]
+        for name, valid in NUMERIC.items()
     }
-    for name, vocabulary in CATEGORICAL_FEATURES.items():
+    for name, vocabulary in CATEGORICAL.items():
         known = ", ".join(vocabulary)
         fields[name] = Annotated[
-            str, Field(description=f"category; seen in training: {known}", examples=[vocabulary[0]])
+            str,
+            Field(
+                max_length=MAX_CATEGORY_LENGTH,
+                description=f"category; seen in training: {known}",
+                examples=[vocabulary[0]],
+            ),
         ]
     row = TypedDict("Row", fields)  # type: ignore[misc]
     row.__pydantic_config__ = STRICT_ROWS  # type: ignore[attr-defined]
@@ -100,7 +115,7 @@ def _request_error(error: ValidationError, batched: bool) -> RequestError:
         row: int | None = None if batched or not loc else 0
         if batched and loc and isinstance(loc[0], int):
             row = int(loc.pop(0))
-        field = str(loc[0]) if loc else None
+        field = clip(str(loc[0]), 64) if loc else None  # an unknown key may be any size
         found.append(row_error(row, field, _message(detail, field)))
     return RequestError(422, found)
 
@@ -113,7 +128,14 @@ def _message(detail: Any, field: str | None) -> str:
         return f"unknown feature {field!r}; features: {', '.join(FEATURES)}"
     if kind in ("dict_type", "list_type", "model_type"):
         return "expected a row (a JSON object of features) or a list of rows"
-    return f"{detail['msg']} (got {detail.get('input')!r})"
+    got = shorten(detail.get("input"))
+    if field in NUMERIC and kind in RANGE_ERRORS:
+        return f"{got} is outside the valid range of {field} ({NUMERIC[field]})"
+    return f"{detail['msg']} (got {got})"
+
+
+# pydantic's error types for a number outside its Field limits.
+RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "multiple_of"})
 
 
 def columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -16,13 +16,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from ..errors import ProjectError
-from .environment import restored
+from .environment import QUICK_MLFLOW_REQUESTS, quick_mlflow_requests
 
-CHECK_SETTINGS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-}
+CHECK_SETTINGS = QUICK_MLFLOW_REQUESTS
 TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 SERVER_SCHEMES = ("http", "https")  # file and database stores are local: nothing to ask
 
@@ -35,9 +31,7 @@ class TrackingServerError(ProjectError):
 def _check_settings() -> Iterator[None]:
     retries = logging.getLogger("urllib3.connectionpool")  # one warning line per retry
     level = retries.level
-    with restored(*CHECK_SETTINGS):
-        for name, value in CHECK_SETTINGS.items():
-            os.environ.setdefault(name, value)
+    with quick_mlflow_requests():
         retries.setLevel(logging.ERROR)
         try:
             yield
