@@ -357,7 +357,9 @@ def test_batch_predict_scores_a_file_and_sets_bad_rows_aside(
         check=False,
     )
     assert refused.returncode != 0
-    assert "row 1: age is not a finite number" in refused.stderr
+    assert (
+        "row 1: age is not a number in its valid range (18 to 120, whole numbers)" in refused.stderr
+    )
     assert not output.exists()
     printed = make(
         project,

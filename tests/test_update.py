@@ -587,3 +587,23 @@ def test_updates_that_turn_nothing_off_are_not_refused(
     assert answers_of(project)["_commit"] == "2.0.0"
     assert deleted_files(project) == []
     assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()
+
+
+DELETED_PLATFORM_FILE = "docs/golden-path.md"  # platform-owned, unchanged by platform_release
+
+
+def test_deleted_platform_files_stay_deleted_even_when_the_template_changed_them(
+    template_repo: Path, project: Path
+) -> None:
+    """docs/ownership.md: an update never brings back a platform file the team deleted, not
+    even one the new version changed (the trainer default): deleting it was the team's choice."""
+    for path in (DELETED_PLATFORM_FILE, CONFIG):
+        (project / path).unlink()
+    git_commit_all(project, "Team: drop a doc and the trainer default we replaced")
+    release(template_repo, "2.0.0", platform_release)
+    update(project, "2.0.0")
+    assert not (project / DELETED_PLATFORM_FILE).exists()
+    assert not (project / CONFIG).exists()
+    assert TEMPLATE_MAKE_TARGET in (project / "Makefile").read_text()  # the rest arrived
+    assert changed_files(project) == sorted([".copier-answers.yml", "Makefile"])
+    assert answers_of(project)["_commit"] == "2.0.0"
