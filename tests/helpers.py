@@ -6,6 +6,7 @@ import glob
 import importlib.util
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -340,6 +341,12 @@ def env_for(venv: Path) -> dict[str, str]:
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"
     return env
+
+
+def generated_pytest(venv: Path) -> list[str | Path]:
+    """A generated project's pytest, quiet, in a random order (pytest-randomly) whose seed is on
+    the command line: a failure's message shows it, and `--randomly-seed=N` repeats the order."""
+    return [venv / "bin" / "pytest", "-q", f"--randomly-seed={random.randrange(1 << 32)}"]
 
 
 def make(project: Path, venv: Path, target: str, timeout: float, *args: str) -> str:

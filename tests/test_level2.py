@@ -18,6 +18,7 @@ from helpers import (
     PROBE,
     assert_validator_refuses_installed_modules,
     env_for,
+    generated_pytest,
     generated_repo,
     git_commit_all,
     init_repo,
@@ -86,7 +87,7 @@ def test_level_2_tests_of_the_project_pass(
     assert {"tests/test_pipeline.py", "tests/test_kubeflow.py", "tests/test_config.py"} <= set(
         files
     )
-    output = run([venv / "bin" / "pytest", "-q", *files], project, env=env_for(venv), timeout=1800)
+    output = run([*generated_pytest(venv), *files], project, env=env_for(venv), timeout=1800)
     assert " passed" in output.stdout
     assert "skipped" not in output.stdout, "kfp is installed: the Kubeflow compile test must run"
 

@@ -28,6 +28,7 @@ from helpers import (
     SAMPLE_ROW,
     assert_validator_refuses_installed_modules,
     env_for,
+    generated_pytest,
     make,
     python_in,
     registry_show,
@@ -70,11 +71,12 @@ def test_level_3_tests_of_the_project_pass(project: Path, venv: Path) -> None:
     test_level2.py run the rest of the suite, which Level 3 shares, on Level 1 and 2 projects)."""
     files = [
         "tests/test_serving.py",
+        "tests/test_api_schema.py",
         "tests/test_promotion.py",
         "tests/test_batch.py",
         "tests/test_monitoring.py",
     ]
-    output = run([venv / "bin" / "pytest", "-q", *files], project, env=env_for(venv), timeout=1800)
+    output = run([*generated_pytest(venv), *files], project, env=env_for(venv), timeout=1800)
     assert " passed" in output.stdout
     assert "skipped" not in output.stdout
 
