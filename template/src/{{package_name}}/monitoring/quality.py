@@ -17,14 +17,20 @@ from ..models.baseline import PREDICTION
 PROBABILITY = Range(0, 1)
 
 
+def valid_values(column: str) -> Range:
+    """The range a logged column's values must lie in: the contract's, or 0..1 for the
+    probability (a feature the contract no longer has: float32's limits only)."""
+    return PROBABILITY if column == PREDICTION else NUMERIC.get(column, Range())
+
+
 def set_aside_invalid(frame: pd.DataFrame, numeric: list[str]) -> dict[str, float]:
     """Per numeric column (and the probability), the share of invalid values in `frame`, which
     become missing values in place."""
     shares = {}
     for column in [*numeric, PREDICTION]:
-        valid = PROBABILITY if column == PREDICTION else NUMERIC.get(column, Range())
         values = frame[column].to_numpy(dtype=np.float64)
-        invalid = valid.invalid(values) & ~np.isnan(values)  # a missing value is not invalid
+        # A missing value is not an invalid one.
+        invalid = valid_values(column).invalid(values) & ~np.isnan(values)
         shares[column] = float(invalid.mean()) if len(values) else 0.0
         if invalid.any():
             frame.loc[invalid, column] = np.nan
@@ -34,9 +40,8 @@ def set_aside_invalid(frame: pd.DataFrame, numeric: list[str]) -> dict[str, floa
 def invalid_findings(shares: dict[str, float], rows: int, limit: float) -> list[str]:
     """A failed check per column whose share of invalid values is above `limit`."""
     return [
-        f"{column}: {share:.2%} of {rows:,} values invalid (outside "
-        f"{PROBABILITY if column == PREDICTION else NUMERIC.get(column, Range())}, or not "
-        f"finite), above monitor.max_invalid_share={limit:g}"
+        f"{column}: {share:.2%} of {rows:,} values invalid (outside {valid_values(column)}, or "
+        f"not finite), above monitor.max_invalid_share={limit:g}"
         for column, share in shares.items()
         if share > limit
     ]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate, chain
 from typing import Any
 
+import numpy as np
+
 from ..data.contract import FEATURES
 from .model import LoadedModel
 
@@ -54,20 +56,22 @@ class Batch:
                 name: list(chain.from_iterable(values[name] for values, _, _ in waiting))
                 for name in FEATURES
             }
-            probabilities = self.model.predict(joined).tolist()
+            scores = self.model.predict(joined)
+            probabilities = scores.tolist()
         except Exception as error:  # every caller gets it: none may wait forever
             for _, _, future in waiting:
                 future.set_exception(error)
             return
         requests = [(request_id, len(values[FEATURES[0]])) for values, request_id, _ in waiting]
         ends = list(accumulate(size for _, size in requests))
+        # One check of the whole call; a request's rows are looked at only when it fails.
+        finite = bool(np.isfinite(scores).all())
         kept = []
         for index, ((_, size), end, (_, _, future)) in enumerate(
             zip(requests, ends, waiting, strict=True)
         ):
             answer = probabilities[end - size : end]
-            # NaN fails both comparisons: this keeps exactly the finite probabilities.
-            bad = [row for row, p in enumerate(answer) if not -math.inf < p < math.inf]
+            bad = [] if finite else [row for row, p in enumerate(answer) if not math.isfinite(p)]
             if bad:
                 future.set_exception(NonFiniteOutputError(bad))
             else:
